@@ -1,0 +1,25 @@
+import { CONFIG_KEYS, configSchema, envName, flagName } from "../config.ts";
+
+export function helpText(version: string): string {
+  const rows = CONFIG_KEYS.map((key) => {
+    const field = configSchema.shape[key];
+    const parsed = field.safeParse(undefined);
+    const def = parsed.success && parsed.data !== undefined ? String(parsed.data) : "";
+    return `  ${envName(key).padEnd(34)} ${flagName(key).padEnd(28)} ${def}`;
+  });
+  return `alarmd ${version}: real-time notifications over Server-Sent Events, stored in Deno KV
+
+Usage:
+  alarmd [serve]                 start the server (needs ALARMD_JWT_SECRET or ALARMD_JWT_JWKS_URL)
+  alarmd serve --dev             start for development: ./.alarmd/dev.kv, an ephemeral secret,
+                                 prints a user token, a publisher token and the inbox URL
+  alarmd token --sub ID [--publish] [--ttl 1h]
+                                 print a token signed with ALARMD_JWT_SECRET
+  alarmd --help | --version
+
+Settings (environment variable, flag, default):
+${rows.join("\n")}
+
+Invalid settings stop start-up with exit code 2 and one line naming the setting.
+`;
+}

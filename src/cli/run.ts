@@ -1,0 +1,140 @@
+import type { Config } from "../config.ts";
+import { ConfigError, loadConfig } from "../config.ts";
+import { describeConfig } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { startServer, VERSION } from "../server.ts";
+import { parseArgs, parseDuration, UsageError } from "./args.ts";
+import { helpText } from "./help.ts";
+import { mintToken } from "./token.ts";
+
+export interface CliIo {
+  readonly args: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Resolves when the process is asked to stop (SIGTERM/SIGINT). */
+  readonly stopSignal: Promise<string>;
+}
+
+/** Runs one CLI invocation; returns the exit code. */
+export async function runCli(io: CliIo): Promise<number> {
+  try {
+    return await dispatch(io);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.stderr(`alarmd: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+async function dispatch(io: CliIo): Promise<number> {
+  const { command, flags, switches } = parseArgs(io.args);
+  if (switches.has("help") || switches.has("h")) {
+    io.stdout(helpText(VERSION));
+    return 0;
+  }
+  if (switches.has("version") || switches.has("v")) {
+    io.stdout(`alarmd ${VERSION}\n`);
+    return 0;
+  }
+  switch (command ?? "serve") {
+    case "serve":
+      return await serve(io, flags, switches.has("dev"));
+    case "token":
+      return await token(io, flags, switches.has("publish"));
+    default:
+      throw new UsageError(`unknown command "${command}" (commands: serve, token)`);
+  }
+}
+
+async function serve(io: CliIo, flags: Record<string, string>, dev: boolean): Promise<number> {
+  let config: Config;
+  let devSecret: string | null = null;
+  if (dev) {
+    const env = io.env;
+    devSecret = env.ALARMD_JWT_SECRET ?? flags["jwt-secret"] ?? randomSecret();
+    config = loadConfig(env, flags, {
+      jwtSecret: devSecret,
+      kvPath: flags["kv-path"] ?? env.ALARMD_KV_PATH ?? "./.alarmd/dev.kv",
+      host: flags["host"] ?? env.ALARMD_HOST ?? "127.0.0.1",
+    });
+  } else {
+    config = loadConfig(io.env, flags);
+    if (!config.jwtSecret && !config.jwtJwksUrl) {
+      throw new ConfigError(
+        "ALARMD_JWT_SECRET (--jwt-secret) or ALARMD_JWT_JWKS_URL (--jwt-jwks-url) is required; " +
+          "set a secret of 32+ bytes (openssl rand -base64 48), or try `alarmd serve --dev`",
+      );
+    }
+  }
+  const logger = createLogger(config.logLevel, (line) => io.stderr(line + "\n"));
+  logger.info("starting", { config: describeConfig(config), dev });
+  const server = await startServer(config, { logger });
+  if (devSecret) io.stdout(await devBanner(server.url, devSecret, config));
+  const signal = await Promise.race([io.stopSignal, server.finished.then(() => null)]);
+  if (signal) logger.info("stopping", { signal });
+  const forced = setTimeout(() => {
+    logger.error("shutdown took over 9 s, exiting");
+    Deno.exit(1);
+  }, 9_000);
+  await server.shutdown();
+  clearTimeout(forced);
+  return 0;
+}
+
+async function token(io: CliIo, flags: Record<string, string>, publish: boolean) {
+  const { sub, ttl, ...rest } = flags;
+  if (!sub || sub.length > 128) throw new UsageError("token needs --sub ID (1..128 characters)");
+  const ttlMs = parseDuration(ttl ?? "1h");
+  const config = loadConfig(io.env, rest);
+  if (!config.jwtSecret) {
+    throw new ConfigError("ALARMD_JWT_SECRET (--jwt-secret) is required to mint tokens");
+  }
+  io.stdout(
+    await mintToken({
+      secret: config.jwtSecret,
+      sub,
+      publish,
+      ttlMs,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+    }) + "\n",
+  );
+  return 0;
+}
+
+function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes));
+}
+
+async function devBanner(url: string, secret: string, config: Config): Promise<string> {
+  const day = 24 * 3_600_000;
+  const common = { secret, ttlMs: day, issuer: config.jwtIssuer, audience: config.jwtAudience };
+  const user = await mintToken({ ...common, sub: "dev-user", publish: false });
+  const publisher = await mintToken({ ...common, sub: "dev-backend", publish: true });
+  return `
+alarmd ${VERSION} (dev) on ${url}, storing in ${config.kvPath}
+
+  Inbox (open in a browser):
+    ${url}/?token=${user}
+
+  User token (sub dev-user, 24 h):
+    ${user}
+
+  Publisher token (sub dev-backend, scope alarms:publish, 24 h):
+    ${publisher}
+
+  Send an alarm:
+    curl -X POST ${url}/api/v1/alarms -H "Authorization: Bearer ${publisher}" \\
+      -H "Content-Type: application/json" \\
+      -d '{"userId":"dev-user","type":"comment","data":{"text":"Kim commented on your post"}}'
+
+  Watch the stream:
+    curl -N "${url}/api/v1/users/alarm/subscribe?access_token=${user}"
+
+The secret is ephemeral: these tokens stop working when the server restarts.
+`;
+}

@@ -1,0 +1,96 @@
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), "must be http(s)")
+  .optional();
+
+/**
+ * Every setting, as one zod schema. Each key is read from `ALARMD_<SNAKE_CASE>` or the flag
+ * `--<kebab-case>` (a flag wins), so names in errors, docs and the contract match one-to-one.
+ */
+export const configSchema = z.object({
+  port: int(0, 65535).default(8080),
+  host: z.string().min(1).default("0.0.0.0"),
+  kvPath: z.string().min(1).default("./alarmd.kv"),
+  jwtSecret: z.string().refine(
+    (s) => new TextEncoder().encode(s).byteLength >= 32,
+    "must be at least 32 bytes (HS256 key); generate one with: openssl rand -base64 48",
+  ).optional(),
+  jwtJwksUrl: optionalUrl,
+  jwtIssuer: z.string().min(1).optional(),
+  jwtAudience: z.string().min(1).optional(),
+  retryMs: int(0, 3_600_000).default(3000),
+  heartbeatMs: int(20, 3_600_000).default(15_000),
+  sseTimeoutMs: int(100, 7 * 24 * 3_600_000).default(3_600_000),
+  writeTimeoutMs: int(100, 3_600_000).default(30_000),
+  maxConnectionsPerUser: int(1, 10_000).default(16),
+  maxConnections: int(1, 10_000_000).default(100_000),
+  maxQueueBytes: int(1024, 1 << 30).default(1 << 20),
+  retentionDays: z.coerce.number().positive().max(3650).default(30),
+  maxAlarmsPerUser: int(1, 100_000).default(1000),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+export type ConfigKey = keyof Config;
+
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+
+export function envName(key: string): string {
+  return "ALARMD_" + key.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
+}
+
+export function flagName(key: string): string {
+  return "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/** A configuration problem, phrased as one line that names the variable and the flag. */
+export class ConfigError extends Error {}
+
+/**
+ * Reads the config from the environment and parsed flags (kebab-case keys without dashes).
+ * Unknown `ALARMD_*` variables and unknown flags are errors: a typo must not silently fall back
+ * to a default.
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  flags: Readonly<Record<string, string>>,
+  overrides: Partial<Record<ConfigKey, unknown>> = {},
+): Config {
+  const input: Record<string, unknown> = {};
+  const known = new Set(CONFIG_KEYS.map(envName));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith("ALARMD_") && !known.has(name) && env[name] !== undefined) {
+      throw new ConfigError(`${name} is not a known setting (see alarmd --help)`);
+    }
+  }
+  const flagKeys = new Map(CONFIG_KEYS.map((k) => [flagName(k).slice(2), k]));
+  for (const flag of Object.keys(flags)) {
+    if (!flagKeys.has(flag)) {
+      throw new ConfigError(`--${flag} is not a known option (see alarmd --help)`);
+    }
+  }
+  for (const key of CONFIG_KEYS) {
+    const fromFlag = flags[flagName(key).slice(2)];
+    const fromEnv = env[envName(key)];
+    const value = fromFlag ?? (fromEnv === "" ? undefined : fromEnv);
+    if (value !== undefined) input[key] = value;
+  }
+  Object.assign(input, overrides);
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue.path[0]);
+    const shown = key === "jwtSecret" ? "(hidden)" : JSON.stringify(input[key]);
+    throw new ConfigError(
+      `${envName(key)} (${flagName(key)}) ${issue.message.toLowerCase()}; got ${shown}`,
+    );
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** The settings without secrets, for the start-up log line. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { jwtSecret, ...rest } = config;
+  return { ...rest, jwtSecret: jwtSecret ? "(set)" : undefined };
+}

@@ -1,0 +1,43 @@
+/**
+ * The few failures callers act on. The HTTP layer maps each class to a status and a stable
+ * code in one table (src/http/errors.ts); nothing else needs to know about HTTP.
+ */
+export class AlarmdError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends AlarmdError {}
+
+export class ForbiddenError extends AlarmdError {}
+
+export class UnauthorizedError extends AlarmdError {}
+
+/** Same idempotency key, different request body. */
+export class IdempotencyConflictError extends AlarmdError {}
+
+export class PayloadTooLargeError extends AlarmdError {}
+
+/** A cap or rate was hit; `retryAfterSeconds` tells the client when to try again. */
+export class LimitExceededError extends AlarmdError {
+  constructor(
+    message: string,
+    readonly code: "too_many_connections" | "rate_limited",
+    readonly scope: "user" | "server",
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Storage or fan-out cannot serve right now (disk full, KV unwritable, shutting down). */
+export class UnavailableError extends AlarmdError {
+  constructor(message: string, readonly retryAfterSeconds = 5) {
+    super(message);
+  }
+}
+
+/** Well-formed JSON that the domain rejects (a cursor it never issued, say). */
+export class InvalidRequestError extends AlarmdError {}

@@ -1,0 +1,207 @@
+import type { Alarm } from "./alarm.ts";
+import { LimitExceededError } from "./errors.ts";
+import type { CloseReason } from "./live_connection.ts";
+import { LiveConnection } from "./live_connection.ts";
+import type { AlarmChange, AlarmStore, Clock, FrameSink, LiveBus } from "./ports.ts";
+
+export interface LiveHubConfig {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerUser: number;
+  readonly maxQueueBytes: number;
+  readonly heartbeatMs: number;
+  readonly streamTimeoutMs: number;
+  readonly retryMs: number;
+  /** A write that has not completed after this long means the client is gone or stalled. */
+  readonly writeTimeoutMs: number;
+}
+
+/** Hooks for logs and metrics; the hub works without them. */
+export interface LiveHubObserver {
+  opened?(connection: LiveConnection): void;
+  closed?(connection: LiveConnection, reason: CloseReason): void;
+  alarmSent?(alarm: Alarm, replayed: boolean): void;
+}
+
+/** A place held for a stream between the cap check and the stream's start. */
+export interface Reservation {
+  readonly userId: string;
+  /** Gives the place back if the stream never starts; no-op after `open`. */
+  release(): void;
+}
+
+export interface OpenOptions {
+  readonly sink: FrameSink;
+  readonly lastEventId: string | null;
+  /** Token expiry in ms since the epoch, or null; the stream ends then. */
+  readonly tokenExpiresAt: number | null;
+}
+
+export interface LiveHub {
+  /** Checks the caps and holds a place; LimitExceededError (429 per user, 503 global) if full. */
+  reserve(userId: string): Reservation;
+  /** Starts the stream in a reserved place; resolves once the stream has ended. */
+  open(reservation: Reservation, options: OpenOptions): LiveConnection;
+  readonly connectionCount: number;
+  connectionCountOf(userId: string): number;
+  /** Ends every stream (reason "shutdown") and stops the tick. */
+  close(): Promise<void>;
+}
+
+const userOf = (change: AlarmChange) =>
+  change.kind === "created" ? change.alarm.userId : change.userId;
+
+/**
+ * Every open stream, by user: Map<userId, Set<LiveConnection>>, so each tab of a user is its
+ * own connection and all of them hear every change. One shared tick drives heartbeats, stream
+ * timeouts, token expiry and stalled-write detection, so 10,000 streams cost one timer.
+ */
+export function createLiveHub(deps: {
+  store: AlarmStore;
+  bus: LiveBus;
+  clock: Clock;
+  config: LiveHubConfig;
+  observer?: LiveHubObserver;
+}): LiveHub {
+  const { store, bus, clock, config, observer } = deps;
+  const byUser = new Map<string, Set<LiveConnection>>();
+  const reservedByUser = new Map<string, number>();
+  let reserved = 0;
+  let open = 0;
+  let closing = false;
+
+  const unsubscribe = bus.subscribe((change) => {
+    const connections = byUser.get(userOf(change));
+    if (!connections) return;
+    for (const connection of connections) connection.deliver(change);
+  });
+
+  const tickMs = Math.max(5, Math.min(1000, Math.floor(config.heartbeatMs / 4)));
+  const timer = clock.setInterval(tick, tickMs);
+
+  function tick() {
+    const now = clock.now();
+    const pingBefore = now - (config.heartbeatMs - tickMs);
+    for (const connections of byUser.values()) {
+      for (const connection of connections) {
+        if (now >= connection.endsAt) connection.close(connection.endReason);
+        else if (
+          connection.writingSince !== null && now - connection.writingSince >= config.writeTimeoutMs
+        ) connection.close("write_timeout");
+        else if (connection.lastFrameAt <= pingBefore) connection.ping();
+      }
+    }
+  }
+
+  function countOf(userId: string) {
+    return (byUser.get(userId)?.size ?? 0) + (reservedByUser.get(userId) ?? 0);
+  }
+
+  function unreserve(userId: string) {
+    reserved--;
+    const left = (reservedByUser.get(userId) ?? 1) - 1;
+    if (left > 0) reservedByUser.set(userId, left);
+    else reservedByUser.delete(userId);
+  }
+
+  return {
+    reserve(userId) {
+      if (closing) {
+        throw new LimitExceededError(
+          "alarmd is shutting down",
+          "too_many_connections",
+          "server",
+          1,
+        );
+      }
+      if (countOf(userId) >= config.maxConnectionsPerUser) {
+        throw new LimitExceededError(
+          `at most ${config.maxConnectionsPerUser} open streams per user`,
+          "too_many_connections",
+          "user",
+          Math.ceil(config.retryMs / 1000) + 1,
+        );
+      }
+      if (open + reserved >= config.maxConnections) {
+        throw new LimitExceededError(
+          "the server holds as many streams as it is configured for",
+          "too_many_connections",
+          "server",
+          Math.ceil(config.retryMs / 1000) + 1,
+        );
+      }
+      reserved++;
+      reservedByUser.set(userId, (reservedByUser.get(userId) ?? 0) + 1);
+      let held = true;
+      return {
+        userId,
+        release() {
+          if (!held) return;
+          held = false;
+          unreserve(userId);
+        },
+        // Internal: lets `open` consume the place exactly once.
+        [TAKE]() {
+          if (!held) throw new Error("reservation already used or released");
+          held = false;
+          unreserve(userId);
+        },
+      } as Reservation;
+    },
+
+    open(reservation, options) {
+      (reservation as Reservation & { [TAKE](): void })[TAKE]();
+      const { userId } = reservation;
+      const now = clock.now();
+      const timeoutAt = now + config.streamTimeoutMs;
+      const tokenEnds = options.tokenExpiresAt !== null && options.tokenExpiresAt < timeoutAt;
+      const connection = new LiveConnection({
+        id: crypto.randomUUID(),
+        userId,
+        sink: options.sink,
+        store,
+        clock,
+        lastEventId: options.lastEventId,
+        retryMs: config.retryMs,
+        maxQueueBytes: config.maxQueueBytes,
+        endsAt: tokenEnds ? options.tokenExpiresAt! : timeoutAt,
+        endReason: tokenEnds ? "token_expired" : "timeout",
+        onClose(conn, reason) {
+          const set = byUser.get(userId);
+          if (set?.delete(conn)) {
+            open--;
+            if (set.size === 0) byUser.delete(userId);
+          }
+          observer?.closed?.(conn, reason);
+        },
+        onAlarmSent: observer?.alarmSent,
+      });
+      let set = byUser.get(userId);
+      if (!set) byUser.set(userId, set = new Set());
+      set.add(connection);
+      open++;
+      observer?.opened?.(connection);
+      if (closing) connection.close("shutdown");
+      else void connection.start();
+      return connection;
+    },
+
+    get connectionCount() {
+      return open;
+    },
+
+    connectionCountOf(userId) {
+      return byUser.get(userId)?.size ?? 0;
+    },
+
+    async close() {
+      closing = true;
+      clock.clearInterval(timer);
+      unsubscribe();
+      const all = [...byUser.values()].flatMap((set) => [...set]);
+      for (const connection of all) connection.close("shutdown");
+      await Promise.all(all.map((c) => c.closed));
+    },
+  };
+}
+
+const TAKE = Symbol("take");

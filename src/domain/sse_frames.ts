@@ -1,0 +1,29 @@
+/**
+ * SSE framing (https://html.spec.whatwg.org/multipage/server-sent-events.html), shared by every
+ * transport so that no sink can frame differently. A field value with CR or LF would end the
+ * field early and let its remainder be parsed as new fields, so `id` and `event` refuse them and
+ * `data` is split into one `data:` line per line.
+ */
+const LINE_BREAK = /\r\n|\r|\n/;
+
+function assertSingleLine(field: string, value: string) {
+  if (/[\r\n\0]/.test(value)) throw new TypeError(`SSE ${field} must be a single line`);
+}
+
+export function eventFrame(event: string, data: string, id?: string): string {
+  assertSingleLine("event", event);
+  let frame = "";
+  if (id !== undefined) {
+    assertSingleLine("id", id);
+    frame += `id: ${id}\n`;
+  }
+  frame += `event: ${event}\n`;
+  for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
+  return frame + "\n";
+}
+
+export function retryFrame(ms: number): string {
+  return `retry: ${Math.max(0, Math.floor(ms))}\n\n`;
+}
+
+export const PING_FRAME = ": ping\n\n";

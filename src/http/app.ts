@@ -1,0 +1,37 @@
+import { Hono } from "hono";
+import type { AlarmService } from "../domain/alarm_service.ts";
+import type { LiveHub } from "../domain/live_hub.ts";
+import { alarmRoutes, userAlarmRoutes } from "./alarm_routes.ts";
+import type { Authenticate } from "./auth.ts";
+import { errorResponse, toErrorShape } from "./errors.ts";
+import { opsRoutes } from "./ops_routes.ts";
+import { subscribeRoutes } from "./subscribe_routes.ts";
+
+export interface AppDeps {
+  readonly service: AlarmService;
+  readonly hub: LiveHub;
+  readonly authenticate: Authenticate;
+  /** Resolves when storage (and the bus, when remote) can serve; readiness probe. */
+  readonly ready: () => Promise<void>;
+  readonly version: string;
+  /** Unexpected errors (the 500s) go here; the client only sees "internal error". */
+  readonly onUnexpectedError?: (error: unknown) => void;
+}
+
+/** The whole HTTP surface, built from injected dependencies; tests build it the same way. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.route("/", opsRoutes({ ready: deps.ready, version: deps.version }));
+  app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate));
+  app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate));
+  app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate));
+  app.notFound((c) =>
+    errorResponse(c, { status: 404, code: "not_found", message: "no such endpoint" })
+  );
+  app.onError((error, c) => {
+    const shape = toErrorShape(error);
+    if (shape.status === 500) deps.onUnexpectedError?.(error);
+    return errorResponse(c, shape);
+  });
+  return app;
+}

@@ -1,0 +1,99 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import {
+  ForbiddenError,
+  IdempotencyConflictError,
+  InvalidRequestError,
+  LimitExceededError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+} from "../domain/errors.ts";
+
+export interface ValidationIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Request input that failed its zod schema; carries the issues to list in the response. */
+export class ValidationError extends InvalidRequestError {
+  constructor(readonly issues: readonly ValidationIssue[]) {
+    super(issues.length === 1 ? `${issues[0].path}: ${issues[0].message}` : "invalid request");
+  }
+}
+
+export interface ErrorShape {
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503;
+  code: string;
+  message: string;
+  issues?: readonly ValidationIssue[];
+  retryAfter?: number;
+}
+
+/**
+ * The one table from failures to HTTP: domain code throws meaningful errors, this decides
+ * status and stable code. Anything unknown is a 500 with no detail (the log has it).
+ */
+export function toErrorShape(error: unknown): ErrorShape {
+  if (error instanceof ValidationError) {
+    return { status: 400, code: "invalid_request", message: error.message, issues: error.issues };
+  }
+  if (error instanceof InvalidRequestError) {
+    return { status: 400, code: "invalid_request", message: error.message };
+  }
+  if (error instanceof UnauthorizedError) {
+    return { status: 401, code: "unauthorized", message: error.message };
+  }
+  if (error instanceof ForbiddenError) {
+    return { status: 403, code: "forbidden", message: error.message };
+  }
+  if (error instanceof NotFoundError) {
+    return { status: 404, code: "not_found", message: error.message };
+  }
+  if (error instanceof IdempotencyConflictError) {
+    return { status: 409, code: "idempotency_conflict", message: error.message };
+  }
+  if (error instanceof PayloadTooLargeError) {
+    return { status: 413, code: "payload_too_large", message: error.message };
+  }
+  if (error instanceof LimitExceededError) {
+    const status = error.code === "too_many_connections" && error.scope === "server" ? 503 : 429;
+    return {
+      status,
+      code: error.code,
+      message: error.message,
+      retryAfter: error.retryAfterSeconds,
+    };
+  }
+  if (error instanceof UnavailableError) {
+    return {
+      status: 503,
+      code: "unavailable",
+      message: error.message,
+      retryAfter: error.retryAfterSeconds,
+    };
+  }
+  if (error instanceof HTTPException) {
+    if (error.status === 413) {
+      return { status: 413, code: "payload_too_large", message: "request body is too large" };
+    }
+    if (error.status >= 400 && error.status < 500) {
+      return { status: 400, code: "invalid_request", message: error.message || "bad request" };
+    }
+  }
+  return { status: 500, code: "internal", message: "internal error" };
+}
+
+export function errorResponse(c: Context, shape: ErrorShape): Response {
+  if (shape.retryAfter !== undefined) c.header("Retry-After", String(shape.retryAfter));
+  if (shape.status === 401) c.header("WWW-Authenticate", 'Bearer realm="alarmd"');
+  const body = {
+    error: {
+      code: shape.code,
+      message: shape.message,
+      ...(shape.issues ? { issues: shape.issues } : {}),
+    },
+  };
+  return c.json(body, shape.status);
+}

@@ -1,0 +1,57 @@
+/**
+ * Request schemas: the routes validate with them and the OpenAPI document is generated from
+ * them, so what is documented is what is enforced.
+ */
+import { z } from "zod";
+import { ALARM_LIMITS, ALARM_TYPE_PATTERN } from "../domain/alarm.ts";
+
+/** Deeper JSON than this is refused: nothing legitimate needs it, and deep values are costly. */
+export const MAX_DATA_DEPTH = 32;
+
+function depthWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > max) return false;
+    for (const child of Object.values(v as object)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+export const userIdSchema = z.string().min(1).max(ALARM_LIMITS.userIdMax);
+
+export const newAlarmSchema = z.strictObject({
+  userId: userIdSchema,
+  type: z.string().regex(
+    ALARM_TYPE_PATTERN,
+    "must be 1..64 characters of A-Z a-z 0-9 . _ : -",
+  ),
+  data: z.record(z.string(), z.unknown())
+    .refine((d) => depthWithin(d, MAX_DATA_DEPTH), `must nest at most ${MAX_DATA_DEPTH} levels`)
+    .optional(),
+});
+
+export const batchSchema = z.strictObject({
+  alarms: z.array(newAlarmSchema).min(1).max(ALARM_LIMITS.batchMax),
+});
+
+export const idempotencyHeaderSchema = z.object({
+  "idempotency-key": z.string().min(1).max(ALARM_LIMITS.idempotencyKeyMax).regex(
+    /^[\x21-\x7e]+$/,
+    "must be printable ASCII without spaces",
+  ).optional(),
+});
+
+export const listQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().min(1).max(256).optional(),
+  unread: z.enum(["true", "false"]).optional(),
+});
+
+export const alarmIdParamSchema = z.object({ id: z.string().min(1).max(64) });
+
+export const subscribeQuerySchema = z.object({
+  lastEventId: z.string().max(256).optional(),
+  access_token: z.string().optional(),
+});

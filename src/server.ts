@@ -1,0 +1,131 @@
+import denoJson from "../deno.json" with { type: "json" };
+import { createMemoryBus } from "./broker/memory_bus.ts";
+import type { Config } from "./config.ts";
+import { createAlarmService } from "./domain/alarm_service.ts";
+import { createLiveHub } from "./domain/live_hub.ts";
+import type { Clock } from "./domain/ports.ts";
+import { systemClock } from "./domain/ports.ts";
+import { createApp } from "./http/app.ts";
+import { createJwtAuthenticator } from "./http/auth.ts";
+import type { Logger } from "./log.ts";
+import { createLogger, errorFields } from "./log.ts";
+import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
+
+export const VERSION: string = denoJson.version;
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  /** Ends every stream, stops accepting, finishes in-flight writes, closes KV. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * The composition root: opens KV at the configured path (never a bare `Deno.openKv()`, which
+ * is in-memory inside a compiled binary), builds the adapters and services, serves the app.
+ */
+export async function startServer(
+  config: Config,
+  options: { clock?: Clock; logger?: Logger } = {},
+): Promise<RunningServer> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const kv = await openKv(config.kvPath);
+  const store = createKvAlarmStore(kv, {
+    clock,
+    retentionMs: Math.round(config.retentionDays * 86_400_000),
+    maxAlarmsPerUser: config.maxAlarmsPerUser,
+    onError: (error) => logger.error("storage error", errorFields(error)),
+  });
+  const bus = createMemoryBus({
+    onError: (error) => logger.error("bus listener failed", errorFields(error)),
+  });
+  const service = createAlarmService({ store, bus });
+  const hub = createLiveHub({
+    store,
+    bus,
+    clock,
+    config: {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerUser: config.maxConnectionsPerUser,
+      maxQueueBytes: config.maxQueueBytes,
+      heartbeatMs: config.heartbeatMs,
+      streamTimeoutMs: config.sseTimeoutMs,
+      retryMs: config.retryMs,
+      writeTimeoutMs: config.writeTimeoutMs,
+    },
+    observer: {
+      opened: (c) => logger.info("stream opened", { userId: c.userId, connectionId: c.id }),
+      closed: (c, reason) =>
+        logger.info("stream closed", {
+          userId: c.userId,
+          connectionId: c.id,
+          reason,
+          durationMs: clock.now() - c.openedAt,
+        }),
+    },
+  });
+  const app = createApp({
+    service,
+    hub,
+    authenticate: createJwtAuthenticator({
+      secret: config.jwtSecret,
+      jwksUrl: config.jwtJwksUrl,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+    }),
+    ready: () => store.ping(),
+    version: VERSION,
+    onUnexpectedError: (error) => logger.error("unexpected error", errorFields(error)),
+  });
+
+  const sweep = () =>
+    store.sweepExpired().then(
+      (n) => n > 0 && logger.info("expired alarms swept", { count: n }),
+      (error) => logger.warn("sweep failed", errorFields(error)),
+    );
+  void sweep();
+  const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS);
+
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve(
+    { port: config.port, hostname: config.host, onListen },
+    app.fetch,
+  );
+  const addr = await listening;
+  const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+  logger.info("alarmd listening", { url, version: VERSION });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    port: addr.port,
+    finished: server.finished,
+    shutdown() {
+      stopping ??= (async () => {
+        clearInterval(sweeper);
+        // Streams first: Deno's shutdown waits for open responses, and clients should move on.
+        await hub.close();
+        await server.shutdown();
+        await store.close();
+        await bus.close();
+        kv.close();
+        logger.info("alarmd stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function openKv(path: string): Promise<Deno.Kv> {
+  if (!/^https?:\/\//.test(path) && path !== ":memory:") {
+    const dir = path.replace(/[\\/][^\\/]*$/, "");
+    if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
+  }
+  return await Deno.openKv(path);
+}

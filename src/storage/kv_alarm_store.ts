@@ -1,0 +1,846 @@
+import type { Alarm } from "../domain/alarm.ts";
+import { isExpired } from "../domain/alarm.ts";
+import { IdempotencyConflictError, NotFoundError, UnavailableError } from "../domain/errors.ts";
+import type {
+  AlarmChange,
+  AlarmStore,
+  Clock,
+  CreateItem,
+  CreateOutcome,
+  ListPage,
+  ListQuery,
+  UserState,
+} from "../domain/ports.ts";
+import { createUlidGenerator, incrementUlid, ulidFloorOf } from "../domain/ulid.ts";
+import { keyByteLength, kvKeys } from "./kv_keys.ts";
+
+export interface KvAlarmStoreOptions {
+  readonly clock: Clock;
+  readonly retentionMs: number;
+  readonly maxAlarmsPerUser: number;
+  /** How long an idempotency record answers retries (contract: 24 h). */
+  readonly idempotencyTtlMs?: number;
+  /**
+   * KV's own `expireIn` removes entries this long after retention, as a backstop behind the
+   * sweeper: the sweeper keeps counters exact, KV's sweep only catches what it never reached.
+   */
+  readonly expiryMarginMs?: number;
+  /** Called when a commit fails, for logs and metrics. */
+  readonly onError?: (error: unknown) => void;
+}
+
+interface Head {
+  last: string | null;
+  floor: string | null;
+  total: number;
+  unread: number;
+}
+
+interface IdempotencyRecord {
+  fp: string;
+  alarm: Alarm;
+  expiresAt: number;
+}
+
+const EMPTY_HEAD: Head = { last: null, floor: null, total: 0, unread: 0 };
+
+/** Deno KV's limits per atomic commit, with headroom for what the estimate does not see. */
+const LIMITS = {
+  checks: 100,
+  mutations: 1000,
+  keyBytes: 76 * 1024,
+  totalBytes: 760 * 1024,
+  unitsPerPlan: 400,
+  readAllPerPass: 200,
+  retriesOnConflict: 12,
+} as const;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (value: unknown) => encoder.encode(JSON.stringify(value));
+const decode = <T>(bytes: unknown): T => JSON.parse(decoder.decode(bytes as Uint8Array)) as T;
+
+interface Deferred<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+type Unit =
+  | { kind: "create"; item: CreateItem; done: Deferred<CreateOutcome> }
+  | {
+    kind: "read";
+    userId: string;
+    id: string;
+    done: Deferred<{ changed: boolean; unread: number }>;
+  }
+  | {
+    kind: "readAll";
+    userId: string;
+    ids: string[];
+    done: Deferred<{ ids: string[]; unread: number }>;
+  }
+  | { kind: "delete"; userId: string; id: string; done: Deferred<{ unread: number }> }
+  | { kind: "expire"; userId: string; ids: string[]; done: Deferred<number> }
+  | { kind: "recount"; userId: string; done: Deferred<void> };
+
+function userOf(unit: Unit): string {
+  return unit.kind === "create" ? unit.item.alarm.userId : unit.userId;
+}
+
+/** What one batch knows about a user while it plans mutations. */
+interface UserPlan {
+  head: Head;
+  versionstamp: string | null;
+  touched: boolean;
+  /** Oldest stored alarms, ascending: the victims when a create passes the cap. */
+  oldest: Alarm[];
+  /** Alarms this batch creates, ascending. */
+  created: Alarm[];
+  /** For readAll: the unread alarms found, and whether there may be more. */
+  unreadListed?: { alarms: Alarm[]; more: boolean };
+  /** For recount: every stored alarm. */
+  all?: Alarm[];
+}
+
+/** One mutation plus its cost, staged until the unit is known to fit. */
+interface Mutation {
+  key: Deno.KvKey;
+  value?: unknown;
+  expireIn?: number;
+  bytes: number;
+}
+
+/**
+ * AlarmStore on Deno KV.
+ *
+ * Writes go through one in-process queue and leave as group commits: while one atomic commit is
+ * in flight, new requests queue up, and the next commit takes all that fit Deno KV's limits (100
+ * checks, 1000 mutations, 800 KiB). One commit in flight keeps each user's ids in commit order;
+ * batching keeps throughput up (a commit is fsynced). Every commit checks the versionstamp of
+ * each touched user's head, so other processes on the same KV cannot interleave; on conflict the
+ * batch is re-planned from fresh reads.
+ */
+export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): AlarmStore {
+  const { clock, retentionMs, maxAlarmsPerUser } = options;
+  const idempotencyTtlMs = options.idempotencyTtlMs ?? 24 * 3600_000;
+  const expiryMarginMs = options.expiryMarginMs ?? 24 * 3600_000;
+  const ids = createUlidGenerator();
+  const listeners = new Set<(change: AlarmChange) => void>();
+  /** Heads this process wrote or read last; a stale entry only costs a conflict and a retry. */
+  const headCache = new Map<string, { head: Head; versionstamp: string | null }>();
+  const HEAD_CACHE_MAX = 100_000;
+  const queue: Unit[] = [];
+  let running: Promise<void> | null = null;
+  let closed = false;
+
+  const expired = (alarm: Alarm) => isExpired(alarm, clock.now(), retentionMs);
+  const alarmExpireIn = (alarm: Alarm) =>
+    Math.max(1, Date.parse(alarm.createdAt) + retentionMs + expiryMarginMs - clock.now());
+
+  function cacheHead(userId: string, head: Head, versionstamp: string | null) {
+    headCache.delete(userId);
+    headCache.set(userId, { head, versionstamp });
+    if (headCache.size > HEAD_CACHE_MAX) headCache.delete(headCache.keys().next().value!);
+  }
+
+  function enqueue<T>(make: (done: Deferred<T>) => Unit): Promise<T> {
+    if (closed) return Promise.reject(new UnavailableError("alarmd is shutting down"));
+    return new Promise<T>((resolve, reject) => {
+      queue.push(make({ resolve, reject }));
+      running ??= drain().finally(() => (running = null));
+    });
+  }
+
+  async function drain() {
+    while (queue.length > 0) {
+      // A recount replaces a user's counters from a full listing, so it commits alone.
+      let take = 1;
+      if (queue[0].kind !== "recount") {
+        while (
+          take < queue.length && take < LIMITS.unitsPerPlan && queue[take].kind !== "recount"
+        ) {
+          take++;
+        }
+      }
+      const units = queue.splice(0, take);
+      const leftover = await commitBatch(units);
+      queue.unshift(...leftover);
+    }
+  }
+
+  async function getMany(keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
+    const chunks: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
+    for (let i = 0; i < keys.length; i += 10) chunks.push(kv.getMany(keys.slice(i, i + 10)));
+    return (await Promise.all(chunks)).flat();
+  }
+
+  async function listValues<T>(
+    selector: Deno.KvListSelector,
+    options: Deno.KvListOptions,
+  ): Promise<Deno.KvEntry<T>[]> {
+    const out: Deno.KvEntry<T>[] = [];
+    for await (const entry of kv.list<T>(selector, options)) out.push(entry);
+    return out;
+  }
+
+  /** Reads everything the units need, so that planning is pure. */
+  async function prefetch(units: Unit[]) {
+    const users = new Map<string, UserPlan>();
+    const alarmKeys: Deno.KvKey[] = [];
+    const idemKeys: Deno.KvKey[] = [];
+    const creates = new Map<string, number>();
+    const removals = new Map<string, number>();
+    for (const unit of units) {
+      const userId = userOf(unit);
+      if (!users.has(userId)) {
+        users.set(userId, emptyUserPlan());
+      }
+      switch (unit.kind) {
+        case "create": {
+          creates.set(userId, (creates.get(userId) ?? 0) + 1);
+          const idem = unit.item.idempotency;
+          if (idem) idemKeys.push(kvKeys.idempotency(idem.scope, idem.key, idem.index));
+          break;
+        }
+        case "read":
+        case "delete":
+          alarmKeys.push(kvKeys.alarm(unit.userId, unit.id));
+          removals.set(userId, (removals.get(userId) ?? 0) + 1);
+          break;
+        case "expire":
+          for (const id of unit.ids) alarmKeys.push(kvKeys.alarm(unit.userId, id));
+          removals.set(userId, (removals.get(userId) ?? 0) + unit.ids.length);
+          break;
+      }
+    }
+    const uncached = [...users.keys()].filter((u) => !headCache.has(u));
+    const [headEntries, alarmEntries, idemEntries] = await Promise.all([
+      getMany(uncached.map(kvKeys.head)),
+      getMany(alarmKeys),
+      getMany(idemKeys),
+    ]);
+    headEntries.forEach((entry, i) => {
+      cacheHead(uncached[i], (entry.value as Head | null) ?? EMPTY_HEAD, entry.versionstamp);
+    });
+    for (const [userId, plan] of users) {
+      const cached = headCache.get(userId)!;
+      plan.head = { ...cached.head };
+      plan.versionstamp = cached.versionstamp;
+    }
+    const alarms = new Map<string, Alarm | null>();
+    alarmEntries.forEach((entry) => {
+      const [, userId, id] = entry.key as [string, string, string];
+      alarms.set(alarmMapKey(userId, id), entry.value ? decode<Alarm>(entry.value) : null);
+    });
+    const idem = new Map<
+      string,
+      { record: IdempotencyRecord | null; versionstamp: string | null }
+    >();
+    idemEntries.forEach((entry) => {
+      idem.set(JSON.stringify(entry.key), {
+        record: entry.value ? decode<IdempotencyRecord>(entry.value) : null,
+        versionstamp: entry.versionstamp,
+      });
+    });
+    const lists: Promise<void>[] = [];
+    for (const [userId, plan] of users) {
+      const excess = plan.head.total + (creates.get(userId) ?? 0) - maxAlarmsPerUser;
+      if (excess > 0) {
+        const limit = Math.min(excess + (removals.get(userId) ?? 0) + 4, 1000);
+        lists.push(
+          listValues<Uint8Array>({ prefix: kvKeys.alarmsOf(userId) }, { limit }).then((rows) => {
+            plan.oldest = rows.map((r) => decode<Alarm>(r.value));
+          }),
+        );
+      }
+    }
+    for (const unit of units) {
+      const plan = users.get(userOf(unit))!;
+      if (unit.kind === "readAll" && !plan.unreadListed) {
+        lists.push(loadUnread(unit.userId, plan));
+      } else if (unit.kind === "recount") {
+        lists.push(
+          listValues<Uint8Array>({ prefix: kvKeys.alarmsOf(unit.userId) }, {}).then((rows) => {
+            plan.all = rows.map((r) => decode<Alarm>(r.value));
+          }),
+        );
+      }
+    }
+    await Promise.all(lists);
+    return { users, alarms, idem };
+  }
+
+  async function loadUnread(userId: string, plan: UserPlan) {
+    const rows = await listValues<unknown>(
+      { prefix: kvKeys.unreadOf(userId) },
+      { limit: LIMITS.readAllPerPass },
+    );
+    const entries = await getMany(rows.map((r) => kvKeys.alarm(userId, r.key[2] as string)));
+    plan.unreadListed = {
+      alarms: entries.filter((e) => e.value).map((e) => decode<Alarm>(e.value)),
+      more: rows.length === LIMITS.readAllPerPass,
+    };
+  }
+
+  /**
+   * Plans and commits as many leading units as fit one atomic; returns the rest, in order.
+   * Retries the whole plan when another process changed one of the users meanwhile.
+   */
+  async function commitBatch(units: Unit[]): Promise<Unit[]> {
+    for (let attempt = 0;; attempt++) {
+      let planned: Planned;
+      try {
+        planned = plan(units, await prefetch(units));
+      } catch (error) {
+        return failAll(units, error);
+      }
+      const { included, atomic, touched, effects, changes } = planned;
+      if (atomic === null) {
+        finish(effects, changes);
+        return units.slice(included);
+      }
+      let result: Deno.KvCommitResult | Deno.KvCommitError;
+      try {
+        result = await atomic.commit();
+      } catch (error) {
+        for (const userId of touched.keys()) headCache.delete(userId);
+        failAll(units.slice(0, included), error);
+        return units.slice(included);
+      }
+      if (result.ok) {
+        for (const [userId, head] of touched) cacheHead(userId, head, result.versionstamp);
+        finish(effects, changes);
+        return units.slice(included);
+      }
+      for (const userId of touched.keys()) headCache.delete(userId);
+      if (attempt >= LIMITS.retriesOnConflict) {
+        failAll(units, new UnavailableError("storage is too contended, try again"));
+        return [];
+      }
+      await new Promise((r) => setTimeout(r, Math.random() * 2 * (attempt + 1)));
+    }
+  }
+
+  function failAll(units: Unit[], error: unknown): Unit[] {
+    options.onError?.(error);
+    const reason = error instanceof UnavailableError
+      ? error
+      : new UnavailableError("storage is unavailable");
+    for (const unit of units) unit.done.reject(reason);
+    return [];
+  }
+
+  function finish(effects: (() => void)[], changes: AlarmChange[]) {
+    for (const change of changes) {
+      for (const listener of listeners) {
+        try {
+          listener(change);
+        } catch (error) {
+          options.onError?.(error);
+        }
+      }
+    }
+    for (const effect of effects) effect();
+  }
+
+  interface Planned {
+    included: number;
+    atomic: Deno.AtomicOperation | null;
+    touched: Map<string, Head>;
+    effects: (() => void)[];
+    changes: AlarmChange[];
+  }
+
+  function plan(units: Unit[], data: Awaited<ReturnType<typeof prefetch>>): Planned {
+    const now = clock.now();
+    const nowIso = new Date(now).toISOString();
+    const { users, alarms } = data;
+    const atomic = kv.atomic();
+    const budget = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+    const touched = new Map<string, Head>();
+    const effects: (() => void)[] = [];
+    const changes: AlarmChange[] = [];
+    const checkedIdem = new Set<string>();
+    let included = 0;
+
+    const set = (key: Deno.KvKey, value: unknown, expireIn?: number): Mutation => {
+      const size = value instanceof Uint8Array ? value.byteLength + 8 : 64;
+      return { key, value, expireIn, bytes: size };
+    };
+    const del = (key: Deno.KvKey): Mutation => ({ key, bytes: 0 });
+
+    /** Applies a unit's staged mutations if they fit; false leaves the unit for the next batch. */
+    function fits(
+      userId: string,
+      muts: Mutation[],
+      idemCheck?: [string, Deno.KvKey, string | null],
+    ) {
+      const newUser = !touched.has(userId);
+      const headKey = kvKeys.head(userId);
+      const all = newUser ? [...muts, set(headKey, null)] : muts;
+      const checks = (newUser ? 1 : 0) + (idemCheck && !checkedIdem.has(idemCheck[0]) ? 1 : 0);
+      let keyBytes = 0;
+      let totalBytes = 0;
+      for (const m of all) {
+        const k = keyByteLength(m.key);
+        keyBytes += k;
+        totalBytes += k + m.bytes;
+      }
+      if (idemCheck) keyBytes += keyByteLength(idemCheck[1]);
+      if (
+        included > 0 && (
+          budget.checks + checks > LIMITS.checks ||
+          budget.mutations + all.length > LIMITS.mutations ||
+          budget.keyBytes + keyBytes > LIMITS.keyBytes ||
+          budget.totalBytes + totalBytes > LIMITS.totalBytes
+        )
+      ) return false;
+      budget.checks += checks;
+      budget.mutations += all.length;
+      budget.keyBytes += keyBytes;
+      budget.totalBytes += totalBytes;
+      if (newUser) atomic.check({ key: headKey, versionstamp: users.get(userId)!.versionstamp });
+      if (idemCheck && !checkedIdem.has(idemCheck[0])) {
+        checkedIdem.add(idemCheck[0]);
+        atomic.check({ key: idemCheck[1], versionstamp: idemCheck[2] });
+      }
+      for (const m of muts) {
+        if (m.value === undefined) atomic.delete(m.key);
+        else atomic.set(m.key, m.value, m.expireIn ? { expireIn: m.expireIn } : undefined);
+      }
+      return true;
+    }
+
+    const touch = (userId: string, head: Head) => {
+      users.get(userId)!.head = head;
+      touched.set(userId, head);
+    };
+
+    const removeAlarm = (alarm: Alarm, muts: Mutation[], head: Head) => {
+      muts.push(
+        del(kvKeys.alarm(alarm.userId, alarm.id)),
+        del(kvKeys.expiry(alarm.id, alarm.userId)),
+      );
+      if (alarm.readAt === null) {
+        muts.push(del(kvKeys.unread(alarm.userId, alarm.id)));
+        head.unread--;
+      }
+      head.total--;
+      alarms.set(alarmMapKey(alarm.userId, alarm.id), null);
+    };
+
+    const current = (userId: string, id: string): Alarm | null => {
+      const alarm = alarms.get(alarmMapKey(userId, id)) ?? null;
+      return alarm && !expired(alarm) ? alarm : null;
+    };
+
+    for (const unit of units) {
+      const userId = userOf(unit);
+      const user = users.get(userId)!;
+      const head = { ...user.head };
+      const muts: Mutation[] = [];
+
+      if (unit.kind === "create") {
+        const { item } = unit;
+        const idem = item.idempotency;
+        let idemKey: Deno.KvKey | null = null;
+        let idemId = "";
+        let idemState:
+          | { record: IdempotencyRecord | null; versionstamp: string | null }
+          | undefined;
+        if (idem) {
+          idemKey = kvKeys.idempotency(idem.scope, idem.key, idem.index);
+          idemId = JSON.stringify(idemKey);
+          idemState = data.idem.get(idemId);
+          const record = idemState?.record;
+          if (record && record.expiresAt > now) {
+            const outcome = record.fp === idem.fingerprint
+              ? () => unit.done.resolve({ alarm: record.alarm, replayed: true })
+              : () =>
+                unit.done.reject(
+                  new IdempotencyConflictError(
+                    "Idempotency-Key was already used with a different request body",
+                  ),
+                );
+            effects.push(outcome);
+            included++;
+            continue;
+          }
+        }
+        const alarm: Alarm = {
+          id: ids.next(now, head.last),
+          userId,
+          type: item.alarm.type,
+          data: item.alarm.data,
+          createdAt: nowIso,
+          readAt: null,
+        };
+        const bytes = encode(alarm);
+        const expireIn = retentionMs + expiryMarginMs;
+        muts.push(
+          set(kvKeys.alarm(userId, alarm.id), bytes, expireIn),
+          set(kvKeys.unread(userId, alarm.id), 1, expireIn),
+          set(kvKeys.expiry(alarm.id, userId), null),
+        );
+        let record: IdempotencyRecord | null = null;
+        if (idem && idemKey) {
+          record = { fp: idem.fingerprint, alarm, expiresAt: now + idempotencyTtlMs };
+          muts.push(set(idemKey, encode(record), idempotencyTtlMs));
+        }
+        const prevId = head.last;
+        head.last = alarm.id;
+        head.total++;
+        head.unread++;
+        const victims: Alarm[] = [];
+        while (head.total > maxAlarmsPerUser) {
+          const victim = nextVictim(user, alarms, alarm);
+          if (!victim) break;
+          victims.push(victim);
+          removeAlarm(victim, muts, head);
+          if (!head.floor || victim.id > head.floor) head.floor = victim.id;
+        }
+        const idemCheck: [string, Deno.KvKey, string | null] | undefined = idemKey
+          ? [idemId, idemKey, idemState?.versionstamp ?? null]
+          : undefined;
+        if (!fits(userId, muts, idemCheck)) {
+          // Undo the victims' overlay removal: they stay for the next batch.
+          for (const v of victims) alarms.set(alarmMapKey(v.userId, v.id), v);
+          break;
+        }
+        user.created.push(alarm);
+        alarms.set(alarmMapKey(userId, alarm.id), alarm);
+        if (record && idemKey) data.idem.set(idemId, { record, versionstamp: null });
+        touch(userId, head);
+        changes.push({ kind: "created", alarm, prevId });
+        if (victims.length > 0) {
+          changes.push({
+            kind: "deleted",
+            userId,
+            ids: victims.map((v) => v.id),
+            unread: head.unread,
+          });
+        }
+        effects.push(() => unit.done.resolve({ alarm, replayed: false }));
+      } else if (unit.kind === "read") {
+        const alarm = current(userId, unit.id);
+        if (!alarm || alarm.readAt !== null) {
+          const unread = head.unread;
+          effects.push(
+            alarm
+              ? () => unit.done.resolve({ changed: false, unread })
+              : () => unit.done.reject(notFound(unit.id)),
+          );
+          included++;
+          continue;
+        }
+        const updated = { ...alarm, readAt: nowIso };
+        muts.push(
+          set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)),
+          del(kvKeys.unread(userId, alarm.id)),
+        );
+        head.unread--;
+        if (!fits(userId, muts)) break;
+        alarms.set(alarmMapKey(userId, alarm.id), updated);
+        touch(userId, head);
+        changes.push({ kind: "read", userId, ids: [alarm.id], unread: head.unread });
+        const unread = head.unread;
+        effects.push(() => unit.done.resolve({ changed: true, unread }));
+      } else if (unit.kind === "readAll") {
+        const listed = user.unreadListed!;
+        const changedIds: string[] = [];
+        const updates: Alarm[] = [];
+        for (const listedAlarm of listed.alarms) {
+          const alarm = current(userId, listedAlarm.id);
+          if (!alarm || alarm.readAt !== null) continue;
+          const updated = { ...alarm, readAt: nowIso };
+          muts.push(
+            set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)),
+            del(kvKeys.unread(userId, alarm.id)),
+          );
+          updates.push(updated);
+          changedIds.push(alarm.id);
+          head.unread--;
+        }
+        if (muts.length > 0 && !fits(userId, muts)) break;
+        for (const u of updates) alarms.set(alarmMapKey(userId, u.id), u);
+        if (changedIds.length > 0) {
+          touch(userId, head);
+          changes.push({ kind: "read", userId, ids: changedIds, unread: head.unread });
+        }
+        const more = listed.more;
+        user.unreadListed = { alarms: [], more: false };
+        const unread = head.unread;
+        effects.push(() => {
+          unit.ids.push(...changedIds);
+          if (more) {
+            queue.unshift(unit);
+            running ??= drain().finally(() => (running = null));
+          } else unit.done.resolve({ ids: unit.ids, unread });
+        });
+      } else if (unit.kind === "delete") {
+        const alarm = current(userId, unit.id);
+        if (!alarm) {
+          effects.push(() => unit.done.reject(notFound(unit.id)));
+          included++;
+          continue;
+        }
+        removeAlarm(alarm, muts, head);
+        if (!fits(userId, muts)) {
+          alarms.set(alarmMapKey(userId, alarm.id), alarm);
+          break;
+        }
+        touch(userId, head);
+        changes.push({ kind: "deleted", userId, ids: [alarm.id], unread: head.unread });
+        const unread = head.unread;
+        effects.push(() => unit.done.resolve({ unread }));
+      } else if (unit.kind === "expire") {
+        const removed: Alarm[] = [];
+        let missing = false;
+        for (const id of unit.ids) {
+          const alarm = alarms.get(alarmMapKey(userId, id)) ?? null;
+          if (alarm) {
+            removeAlarm(alarm, muts, head);
+            removed.push(alarm);
+          } else {
+            muts.push(del(kvKeys.expiry(id, userId)));
+            missing = true;
+          }
+          if (!head.floor || id > head.floor) head.floor = id;
+        }
+        if (!fits(userId, muts)) {
+          for (const a of removed) alarms.set(alarmMapKey(userId, a.id), a);
+          break;
+        }
+        touch(userId, head);
+        if (removed.length > 0) {
+          changes.push({
+            kind: "deleted",
+            userId,
+            ids: removed.map((a) => a.id),
+            unread: head.unread,
+          });
+        }
+        const count = removed.length;
+        effects.push(() => {
+          unit.done.resolve(count);
+          // KV's own expiry removed some alarms first, so the counters no longer match.
+          if (missing) void enqueue<void>((done) => ({ kind: "recount", userId, done }));
+        });
+      } else {
+        // Expired alarms still stored count too: the sweeper decrements when it removes them.
+        const all = user.all ?? [];
+        head.total = all.length;
+        head.unread = all.filter((a) => a.readAt === null).length;
+        fits(userId, muts);
+        touch(userId, head);
+        effects.push(() => unit.done.resolve());
+      }
+      included++;
+    }
+    return {
+      included,
+      atomic: budget.mutations + budget.checks > 0 ? finalize(atomic, touched) : null,
+      touched,
+      effects,
+      changes,
+    };
+  }
+
+  function finalize(atomic: Deno.AtomicOperation, touched: Map<string, Head>) {
+    for (const [userId, head] of touched) atomic.set(kvKeys.head(userId), head);
+    return atomic;
+  }
+
+  function notFound(id: string) {
+    return new NotFoundError(`Cannot find alarm "${id}"`);
+  }
+
+  async function read<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      options.onError?.(error);
+      throw new UnavailableError("storage is unavailable");
+    }
+  }
+
+  return {
+    async create(items) {
+      const keyed = items.filter((i) => i.idempotency);
+      if (keyed.length > 0) {
+        // Refuse a conflicting retry before storing any item of it.
+        const now = clock.now();
+        const entries = await read(() =>
+          getMany(keyed.map((i) => {
+            const k = i.idempotency!;
+            return kvKeys.idempotency(k.scope, k.key, k.index);
+          }))
+        );
+        entries.forEach((entry, n) => {
+          const record = entry.value ? decode<IdempotencyRecord>(entry.value) : null;
+          if (record && record.expiresAt > now && record.fp !== keyed[n].idempotency!.fingerprint) {
+            throw new IdempotencyConflictError(
+              "Idempotency-Key was already used with a different request body",
+            );
+          }
+        });
+      }
+      return Promise.all(
+        items.map((item) => enqueue<CreateOutcome>((done) => ({ kind: "create", item, done }))),
+      );
+    },
+
+    get(userId, id) {
+      return read(async () => {
+        const entry = await kv.get<Uint8Array>(kvKeys.alarm(userId, id));
+        if (!entry.value) return null;
+        const alarm = decode<Alarm>(entry.value);
+        return expired(alarm) ? null : alarm;
+      });
+    },
+
+    list(userId, query: ListQuery): Promise<ListPage> {
+      return read(async () => {
+        const items: Alarm[] = [];
+        const want = query.limit + 1;
+        const prefix = query.unreadOnly ? kvKeys.unreadOf(userId) : kvKeys.alarmsOf(userId);
+        const selector: Deno.KvListSelector = query.before
+          ? { prefix, end: [...prefix, query.before] }
+          : { prefix };
+        const iter = kv.list<unknown>(selector, { reverse: true, batchSize: Math.min(want, 500) });
+        let pendingIds: string[] = [];
+        const flushUnread = async () => {
+          const entries = await getMany(pendingIds.map((id) => kvKeys.alarm(userId, id)));
+          pendingIds = [];
+          for (const e of entries) {
+            if (!e.value) continue;
+            const alarm = decode<Alarm>(e.value);
+            if (!expired(alarm) && alarm.readAt === null) items.push(alarm);
+          }
+        };
+        for await (const entry of iter) {
+          if (query.unreadOnly) {
+            pendingIds.push(entry.key[2] as string);
+            if (items.length + pendingIds.length >= want) {
+              await flushUnread();
+              if (items.length >= want) break;
+            }
+            continue;
+          }
+          const alarm = decode<Alarm>(entry.value);
+          // Newest first: once one is expired, every older one is too.
+          if (expired(alarm)) break;
+          items.push(alarm);
+          if (items.length >= want) break;
+        }
+        if (pendingIds.length > 0) await flushUnread();
+        const page = items.slice(0, query.limit);
+        return {
+          items: page,
+          nextBefore: items.length > query.limit ? page[page.length - 1].id : null,
+        };
+      });
+    },
+
+    listAfter(userId, afterId, limit) {
+      return read(async () => {
+        const prefix = kvKeys.alarmsOf(userId);
+        const selector: Deno.KvListSelector = afterId
+          ? { prefix, start: [...prefix, incrementUlid(afterId)] }
+          : { prefix };
+        const out: Alarm[] = [];
+        for await (const entry of kv.list<Uint8Array>(selector, { limit: limit + 1000 })) {
+          const alarm = decode<Alarm>(entry.value);
+          if (expired(alarm)) continue;
+          out.push(alarm);
+          if (out.length >= limit) break;
+        }
+        return out;
+      });
+    },
+
+    userState(userId): Promise<UserState> {
+      return read(async () => {
+        const head = (await kv.get<Head>(kvKeys.head(userId))).value ?? EMPTY_HEAD;
+        return { lastId: head.last, floorId: head.floor, total: head.total, unread: head.unread };
+      });
+    },
+
+    markRead(userId, id) {
+      return enqueue((done) => ({ kind: "read", userId, id, done }));
+    },
+
+    markAllRead(userId) {
+      return enqueue((done) => ({ kind: "readAll", userId, ids: [], done }));
+    },
+
+    delete(userId, id) {
+      return enqueue((done) => ({ kind: "delete", userId, id, done }));
+    },
+
+    async sweepExpired() {
+      let swept = 0;
+      for (;;) {
+        const cutoff = ulidFloorOf(clock.now() - retentionMs);
+        const rows = await read(() =>
+          listValues<null>({ prefix: kvKeys.expiryAll, end: [...kvKeys.expiryAll, cutoff] }, {
+            limit: 500,
+          })
+        );
+        if (rows.length === 0) return swept;
+        const byUser = new Map<string, string[]>();
+        for (const row of rows) {
+          const [, id, userId] = row.key as [string, string, string];
+          const list = byUser.get(userId) ?? [];
+          list.push(id);
+          byUser.set(userId, list);
+        }
+        const counts = await Promise.all(
+          [...byUser].flatMap(([userId, all]) => {
+            const parts: Promise<number>[] = [];
+            for (let i = 0; i < all.length; i += 100) {
+              const chunk = all.slice(i, i + 100);
+              parts.push(enqueue((done) => ({ kind: "expire", userId, ids: chunk, done })));
+            }
+            return parts;
+          }),
+        );
+        swept += counts.reduce((a, b) => a + b, 0);
+        if (rows.length < 500) return swept;
+      }
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async ping() {
+      await read(() => kv.set(kvKeys.probe, clock.now()));
+    },
+
+    async close() {
+      closed = true;
+      while (running) await running;
+    },
+  };
+}
+
+function emptyUserPlan(): UserPlan {
+  return { head: EMPTY_HEAD, versionstamp: null, touched: false, oldest: [], created: [] };
+}
+
+function alarmMapKey(userId: string, id: string) {
+  return `${id}\u0000${userId}`;
+}
+
+/** The oldest alarm still present in this batch's view: stored ones first, then new ones. */
+function nextVictim(user: UserPlan, alarms: Map<string, Alarm | null>, exclude: Alarm) {
+  for (const candidate of [...user.oldest, ...user.created]) {
+    if (candidate.id === exclude.id) continue;
+    const current = alarms.get(alarmMapKey(candidate.userId, candidate.id));
+    if (current === null) continue;
+    return current ?? candidate;
+  }
+  return null;
+}
