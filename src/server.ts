@@ -22,6 +22,8 @@ export interface RunningServer {
   shutdown(): Promise<void>;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
+  /** Open streams, for tests and metrics. */
+  connectionCount(userId?: string): number;
 }
 
 /**
@@ -106,6 +108,8 @@ export async function startServer(
     url,
     port: addr.port,
     finished: server.finished,
+    connectionCount: (userId) =>
+      userId === undefined ? hub.connectionCount : hub.connectionCountOf(userId),
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
