@@ -7,6 +7,7 @@ import type { Clock } from "./domain/ports.ts";
 import { systemClock } from "./domain/ports.ts";
 import { createApp } from "./http/app.ts";
 import { createJwtAuthenticator } from "./http/auth.ts";
+import type { WebAsset } from "./http/web_routes.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
@@ -82,6 +83,7 @@ export async function startServer(
     }),
     ready: () => store.ping(),
     version: VERSION,
+    webAssets: await loadWebAssets(),
     onUnexpectedError: (error) => logger.error("unexpected error", errorFields(error)),
   });
 
@@ -124,6 +126,29 @@ export async function startServer(
       return stopping;
     },
   };
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  png: "image/png",
+  svg: "image/svg+xml",
+};
+
+/** web/ ships inside the compiled binary (`--include web/`), so it is read the same way there. */
+async function loadWebAssets(): Promise<Map<string, WebAsset>> {
+  const dir = new URL("../web/", import.meta.url);
+  const assets = new Map<string, WebAsset>();
+  for await (const entry of Deno.readDir(dir)) {
+    const ext = entry.name.split(".").pop() ?? "";
+    if (!entry.isFile || !(ext in CONTENT_TYPES)) continue;
+    assets.set(`/${entry.name}`, {
+      body: await Deno.readFile(new URL(entry.name, dir)),
+      contentType: CONTENT_TYPES[ext],
+    });
+  }
+  return assets;
 }
 
 async function openKv(path: string): Promise<Deno.Kv> {

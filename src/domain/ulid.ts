@@ -56,6 +56,24 @@ export function incrementUlid(id: string): string {
   throw new RangeError("ULID space exhausted");
 }
 
+/**
+ * A ULID greater than `id` by a random step of up to 2^40: two processes stepping past the same
+ * floor (another process's newest id) must not land on the same id.
+ */
+export function ulidAfter(id: string): string {
+  let value = 0n;
+  for (const ch of id) value = value * 32n + BigInt(ALPHABET.indexOf(ch));
+  const step = crypto.getRandomValues(new Uint32Array(2));
+  value += 1n + (BigInt(step[0]) << 8n) + BigInt(step[1] & 0xff);
+  if (value >= 1n << 128n) throw new RangeError("ULID space exhausted");
+  let out = "";
+  for (let i = 0; i < 26; i++) {
+    out = ALPHABET[Number(value % 32n)] + out;
+    value /= 32n;
+  }
+  return out;
+}
+
 export interface UlidGenerator {
   /** A new id greater than every id this generator returned and than `floor`, if given. */
   next(nowMs: number, floor?: string | null): string;
@@ -68,7 +86,7 @@ export function createUlidGenerator(): UlidGenerator {
       const candidate = encodeTime(nowMs) + randomPart();
       let bound = last;
       if (floor && floor > bound) bound = floor;
-      last = candidate > bound ? candidate : incrementUlid(bound);
+      last = candidate > bound ? candidate : ulidAfter(bound);
       return last;
     },
   };

@@ -6,6 +6,8 @@ import type { Authenticate } from "./auth.ts";
 import { errorResponse, toErrorShape } from "./errors.ts";
 import { opsRoutes } from "./ops_routes.ts";
 import { subscribeRoutes } from "./subscribe_routes.ts";
+import type { WebAsset } from "./web_routes.ts";
+import { webRoutes } from "./web_routes.ts";
 
 export interface AppDeps {
   readonly service: AlarmService;
@@ -14,6 +16,8 @@ export interface AppDeps {
   /** Resolves when storage (and the bus, when remote) can serve; readiness probe. */
   readonly ready: () => Promise<void>;
   readonly version: string;
+  /** The inbox page and browser client by path ("/index.html" is served at "/"). */
+  readonly webAssets?: ReadonlyMap<string, WebAsset>;
   /** Unexpected errors (the 500s) go here; the client only sees "internal error". */
   readonly onUnexpectedError?: (error: unknown) => void;
 }
@@ -25,6 +29,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate));
   app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate));
   app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate));
+  if (deps.webAssets) app.route("/", webRoutes(deps.webAssets));
   app.notFound((c) =>
     errorResponse(c, { status: 404, code: "not_found", message: "no such endpoint" })
   );

@@ -52,8 +52,13 @@ const LIMITS = {
   totalBytes: 760 * 1024,
   unitsPerPlan: 400,
   readAllPerPass: 200,
-  retriesOnConflict: 12,
+  /** Conflicts (another process changed a user) and SQLite's "database is locked" retry. */
+  retriesOnConflict: 200,
 } as const;
+
+/** Another process holds SQLite's write lock: wait and try again, it is not a failure. */
+const isBusy = (error: unknown) =>
+  error instanceof Error && /database is locked|SQLITE_BUSY|busy/i.test(error.message);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -134,6 +139,8 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   let closed = false;
 
   const expired = (alarm: Alarm) => isExpired(alarm, clock.now(), retentionMs);
+  /** Ids below this belong to alarms past retention (an id's time is never before createdAt). */
+  const firstLiveId = () => ulidFloorOf(clock.now() - retentionMs + 1);
   const alarmExpireIn = (alarm: Alarm) =>
     Math.max(1, Date.parse(alarm.createdAt) + retentionMs + expiryMarginMs - clock.now());
 
@@ -213,12 +220,11 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           break;
       }
     }
+    // Heads first: every read below is then at least as new as the head versionstamp the
+    // commit checks, so a change by another process in between fails the check.
     const uncached = [...users.keys()].filter((u) => !headCache.has(u));
-    const [headEntries, alarmEntries, idemEntries] = await Promise.all([
-      getMany(uncached.map(kvKeys.head)),
-      getMany(alarmKeys),
-      getMany(idemKeys),
-    ]);
+    const headEntries = await getMany(uncached.map(kvKeys.head));
+    const [alarmEntries, idemEntries] = await Promise.all([getMany(alarmKeys), getMany(idemKeys)]);
     headEntries.forEach((entry, i) => {
       cacheHead(uncached[i], (entry.value as Head | null) ?? EMPTY_HEAD, entry.versionstamp);
     });
@@ -271,13 +277,16 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   }
 
   async function loadUnread(userId: string, plan: UserPlan) {
+    const prefix = kvKeys.unreadOf(userId);
     const rows = await listValues<unknown>(
-      { prefix: kvKeys.unreadOf(userId) },
+      { prefix, start: [...prefix, firstLiveId()] },
       { limit: LIMITS.readAllPerPass },
     );
     const entries = await getMany(rows.map((r) => kvKeys.alarm(userId, r.key[2] as string)));
     plan.unreadListed = {
-      alarms: entries.filter((e) => e.value).map((e) => decode<Alarm>(e.value)),
+      alarms: entries.filter((e) => e.value).map((e) => decode<Alarm>(e.value)).filter((a) =>
+        !expired(a)
+      ),
       more: rows.length === LIMITS.readAllPerPass,
     };
   }
@@ -292,6 +301,10 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       try {
         planned = plan(units, await prefetch(units));
       } catch (error) {
+        if (isBusy(error) && attempt < LIMITS.retriesOnConflict) {
+          await backoff(attempt);
+          continue;
+        }
         return failAll(units, error);
       }
       const { included, atomic, touched, effects, changes } = planned;
@@ -304,6 +317,10 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         result = await atomic.commit();
       } catch (error) {
         for (const userId of touched.keys()) headCache.delete(userId);
+        if (isBusy(error) && attempt < LIMITS.retriesOnConflict) {
+          await backoff(attempt);
+          continue;
+        }
         failAll(units.slice(0, included), error);
         return units.slice(included);
       }
@@ -317,8 +334,12 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         failAll(units, new UnavailableError("storage is too contended, try again"));
         return [];
       }
-      await new Promise((r) => setTimeout(r, Math.random() * 2 * (attempt + 1)));
+      await backoff(attempt);
     }
+  }
+
+  function backoff(attempt: number) {
+    return new Promise((r) => setTimeout(r, Math.random() * Math.min(10, 1 + attempt)));
   }
 
   function failAll(units: Unit[], error: unknown): Unit[] {
@@ -550,7 +571,8 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         const changedIds: string[] = [];
         const updates: Alarm[] = [];
         for (const listedAlarm of listed.alarms) {
-          const alarm = current(userId, listedAlarm.id);
+          const key = alarmMapKey(userId, listedAlarm.id);
+          const alarm = alarms.has(key) ? current(userId, listedAlarm.id) : listedAlarm;
           if (!alarm || alarm.readAt !== null) continue;
           const updated = { ...alarm, readAt: nowIso };
           muts.push(
@@ -567,7 +589,8 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           touch(userId, head);
           changes.push({ kind: "read", userId, ids: changedIds, unread: head.unread });
         }
-        const more = listed.more;
+        // Another pass only if this one made progress: the index holds only unread alarms.
+        const more = listed.more && changedIds.length > 0;
         user.unreadListed = { alarms: [], more: false };
         const unread = head.unread;
         effects.push(() => {
@@ -745,11 +768,13 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     listAfter(userId, afterId, limit) {
       return read(async () => {
         const prefix = kvKeys.alarmsOf(userId);
-        const selector: Deno.KvListSelector = afterId
-          ? { prefix, start: [...prefix, incrementUlid(afterId)] }
-          : { prefix };
+        // Skip what retention has ended without reading it, however much awaits the sweeper.
+        const live = firstLiveId();
+        const from = afterId && incrementUlid(afterId) > live ? incrementUlid(afterId) : live;
         const out: Alarm[] = [];
-        for await (const entry of kv.list<Uint8Array>(selector, { limit: limit + 1000 })) {
+        const selector = { prefix, start: [...prefix, from] };
+        const batchSize = Math.min(limit + 1, 1000);
+        for await (const entry of kv.list<Uint8Array>(selector, { batchSize })) {
           const alarm = decode<Alarm>(entry.value);
           if (expired(alarm)) continue;
           out.push(alarm);
@@ -781,7 +806,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     async sweepExpired() {
       let swept = 0;
       for (;;) {
-        const cutoff = ulidFloorOf(clock.now() - retentionMs);
+        const cutoff = firstLiveId();
         const rows = await read(() =>
           listValues<null>({ prefix: kvKeys.expiryAll, end: [...kvKeys.expiryAll, cutoff] }, {
             limit: 500,

@@ -1,0 +1,54 @@
+/**
+ * Builds the single alarmd executable. The one place that lists what the binary needs:
+ * `deno task compile`, the release workflow and the compiled-binary test all call this.
+ *
+ *   deno task compile [--target <rust triple>] [--output <path>]
+ *
+ * `deno compile` fetches a `denort` runtime for the target unless DENORT_BIN names one.
+ */
+export const COMPILE_FLAGS = [
+  "--unstable-kv",
+  // Serves HTTP and fetches JWKS keys.
+  "--allow-net",
+  // The KV file (its path is configuration, so it cannot be narrowed here) and web assets.
+  "--allow-read",
+  "--allow-write",
+  // Configuration comes from ALARMD_* variables.
+  "--allow-env",
+  "--include",
+  "web/",
+  "--no-check",
+];
+
+export function compileArgs(output: string, target?: string): string[] {
+  return [
+    "compile",
+    ...COMPILE_FLAGS,
+    ...(target ? ["--target", target] : []),
+    "--output",
+    output,
+    "main.ts",
+  ];
+}
+
+if (import.meta.main) {
+  let output = "dist/alarmd";
+  let target: string | undefined;
+  for (let i = 0; i < Deno.args.length; i++) {
+    const arg = Deno.args[i];
+    if (arg === "--output") output = Deno.args[++i];
+    else if (arg === "--target") target = Deno.args[++i];
+    else {
+      console.error(`compile: unknown argument ${arg} (accepted: --target, --output)`);
+      Deno.exit(2);
+    }
+  }
+  const root = new URL("..", import.meta.url);
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args: compileArgs(output, target),
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  Deno.exit(code);
+}

@@ -1,0 +1,90 @@
+/** alarmd as a real child process (`deno run main.ts …`), for CLI, signal and crash tests. */
+const ROOT = new URL("../../", import.meta.url);
+
+export interface AlarmdProcess extends AsyncDisposable {
+  readonly pid: number;
+  stdout(): string;
+  stderr(): string;
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Sends the signal and resolves with the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+export async function startProcess(
+  args: string[],
+  env: Record<string, string>,
+  options: { waitFor?: RegExp; timeoutMs?: number; command?: string[] } = {},
+): Promise<AlarmdProcess> {
+  const child = new Deno.Command(options.command?.[0] ?? Deno.execPath(), {
+    args: options.command ? [...options.command.slice(1), ...args] : [
+      "run",
+      "--unstable-kv",
+      "-A",
+      "main.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ALARMD_PORT: "0", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) add(chunk);
+  };
+  const pumps = Promise.all([
+    collect(child.stdout, (s) => (out += s)),
+    collect(child.stderr, (s) => (err += s)),
+  ]);
+  const status = child.status.then(async (s) => {
+    await pumps;
+    return s;
+  });
+  let exited = false;
+  void status.then(() => (exited = true));
+
+  async function waitForStdout(pattern: RegExp, timeoutMs = options.timeoutMs ?? 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(out)) {
+      if (exited) throw new Error(`alarmd exited before ${pattern}: ${out}\n${err}`);
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${pattern}: ${out}\n${err}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return out;
+  }
+
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
+    }
+    return (await status).code;
+  };
+  if (options.waitFor) {
+    try {
+      await waitForStdout(options.waitFor);
+    } catch (error) {
+      await stop("SIGKILL");
+      throw error;
+    }
+  }
+  return {
+    pid: child.pid,
+    stdout: () => out,
+    stderr: () => err,
+    waitForStdout,
+    stop,
+    status,
+    [Symbol.asyncDispose]: async () => {
+      await stop("SIGKILL");
+    },
+  };
+}

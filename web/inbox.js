@@ -1,0 +1,187 @@
+// The inbox page: alarmd's own UI, built on the same alarmd-client.js apps can copy.
+import { AlarmdClient } from "/alarmd-client.js";
+
+const $ = (id) => document.getElementById(id);
+const STATE_TEXT = {
+  connecting: "connecting…",
+  connected: "connected",
+  reconnecting: "reconnecting…",
+  offline: "offline",
+  unauthorized: "token rejected",
+  too_many_connections: "too many connections",
+};
+
+const params = new URLSearchParams(location.search);
+let token = params.get("token") ?? sessionStorage.getItem("alarmd-token");
+if (params.has("token")) {
+  sessionStorage.setItem("alarmd-token", token);
+  history.replaceState(null, "", location.pathname);
+}
+
+const alarms = new Map();
+let nextCursor = null;
+let client = null;
+
+if (token) open(token);
+else showTokenForm();
+
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = $("token-input").value.trim();
+  if (!value) return;
+  sessionStorage.setItem("alarmd-token", value);
+  $("token-form").hidden = true;
+  open(value);
+});
+
+function showTokenForm(message) {
+  $("token-form").hidden = false;
+  $("inbox").hidden = true;
+  if (message) notice(message);
+  $("token-input").focus();
+}
+
+function open(value) {
+  token = value;
+  client?.stop();
+  client = new AlarmdClient({ token });
+  $("inbox").hidden = false;
+  client.addEventListener("state", render);
+  client.addEventListener("connect", (e) => {
+    // First connect, or the server says our view has a gap: load the list afresh.
+    if (alarms.size === 0 || e.detail.replay === "reset") void reload();
+  });
+  client.addEventListener("alarm", (e) => {
+    alarms.set(e.detail.id, e.detail);
+    render();
+  });
+  client.addEventListener("read", (e) => {
+    for (const id of e.detail.ids) {
+      const a = alarms.get(id);
+      if (a && !a.readAt) alarms.set(id, { ...a, readAt: new Date().toISOString() });
+    }
+    render();
+  });
+  client.addEventListener("deleted", (e) => {
+    for (const id of e.detail.ids) alarms.delete(id);
+    render();
+  });
+  client.start();
+  void reload();
+}
+
+async function reload() {
+  try {
+    const page = await client.list({ limit: 20 });
+    alarms.clear();
+    for (const a of page.items) alarms.set(a.id, a);
+    nextCursor = page.nextCursor;
+    if (client.unread === null) client.unread = await client.unreadCount();
+    notice("");
+    render();
+  } catch (error) {
+    handle(error);
+  }
+}
+
+$("more").addEventListener("click", async () => {
+  if (!nextCursor) return;
+  try {
+    const page = await client.list({ limit: 20, cursor: nextCursor });
+    for (const a of page.items) alarms.set(a.id, a);
+    nextCursor = page.nextCursor;
+    render();
+  } catch (error) {
+    handle(error);
+  }
+});
+
+$("read-all").addEventListener("click", () => client.markAllRead().catch(handle));
+$("bell").addEventListener("click", () => $("inbox-title").scrollIntoView({ behavior: "smooth" }));
+
+$("list").addEventListener("click", (e) => {
+  const button = e.target.closest("button");
+  const item = e.target.closest("li[data-id]");
+  if (!button || !item) return;
+  const id = item.dataset.id;
+  if (button.classList.contains("mark")) client.markRead(id).catch(handle);
+  if (button.classList.contains("delete")) {
+    // The stream's `deleted` event removes it in every tab; remove here at once too.
+    client.delete(id).then(() => {
+      alarms.delete(id);
+      render();
+    }, handle);
+  }
+});
+
+function handle(error) {
+  if (error?.status === 401) {
+    sessionStorage.removeItem("alarmd-token");
+    client?.stop();
+    showTokenForm("That token was rejected or has expired. Paste a new one.");
+    return;
+  }
+  if (error?.status !== 404) notice(error?.message ?? String(error));
+}
+
+function notice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = !text;
+}
+
+function render() {
+  const state = client?.state ?? "offline";
+  $("status").dataset.state = state;
+  $("status-text").textContent = STATE_TEXT[state] ?? state;
+  if (state === "unauthorized") handle({ status: 401 });
+  if (state === "too_many_connections") notice("The server refused another stream; retrying.");
+
+  const unread = client?.unread ?? 0;
+  $("badge").textContent = unread > 99 ? "99+" : String(unread);
+  $("badge").hidden = unread === 0;
+  $("bell").setAttribute("aria-label", `Notifications, ${unread} unread`);
+  document.title = unread > 0 ? `(${unread}) alarmd inbox` : "alarmd inbox";
+
+  const sorted = [...alarms.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
+  const list = $("list");
+  const template = $("item");
+  const items = sorted.map((a) => {
+    const li = template.content.firstElementChild.cloneNode(true);
+    li.dataset.id = a.id;
+    li.classList.toggle("unread", !a.readAt);
+    li.querySelector(".type").textContent = a.type;
+    li.querySelector(".text").textContent = describe(a);
+    const time = li.querySelector(".time");
+    time.dateTime = a.createdAt;
+    time.textContent = relative(a.createdAt);
+    time.title = new Date(a.createdAt).toLocaleString();
+    li.querySelector(".mark").setAttribute("aria-label", `Mark "${describe(a)}" read`);
+    li.querySelector(".delete").setAttribute("aria-label", `Delete "${describe(a)}"`);
+    return li;
+  });
+  list.replaceChildren(...items);
+  $("empty").hidden = items.length > 0;
+  $("more").hidden = !nextCursor;
+}
+
+function describe(alarm) {
+  const d = alarm.data ?? {};
+  for (const key of ["text", "message", "title", "body"]) {
+    if (typeof d[key] === "string" && d[key]) return d[key];
+  }
+  const json = JSON.stringify(d);
+  return json === "{}" ? alarm.type : json;
+}
+
+function relative(iso) {
+  const seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  if (Math.abs(seconds) < 45) return rtf.format(-seconds, "second");
+  const minutes = Math.round(seconds / 60);
+  if (Math.abs(minutes) < 45) return rtf.format(-minutes, "minute");
+  const hours = Math.round(minutes / 60);
+  if (Math.abs(hours) < 22) return rtf.format(-hours, "hour");
+  return rtf.format(-Math.round(hours / 24), "day");
+}
+
+setInterval(render, 30_000);
