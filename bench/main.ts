@@ -89,9 +89,10 @@ class Rpc {
       stderr: "inherit",
     }).spawn();
     this.#writer = this.#proc.stdin.getWriter();
+    const stdout = this.#proc.stdout;
     void (async () => {
       let rest = "";
-      for await (const chunk of this.#proc.stdout.pipeThrough(new TextDecoderStream())) {
+      for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
         rest += chunk;
         const lines = rest.split("\n");
         rest = lines.pop()!;

@@ -6,7 +6,8 @@
  * Driven by JSON lines on stdin; answers one JSON line per command on stdout:
  *   {"op":"open","id":1,"port":8080,"host":"127.0.0.1","secret":"…","users":[from,count],"replayFrom":false}
  *   {"op":"stats","id":2,"reset":true}
- *   {"op":"reconnect","id":3}      drop every stream, reconnect all at once with Last-Event-ID
+ *   {"op":"close-sockets","id":3}  drop every stream (the client keeps each one's last id)
+ *   {"op":"reconnect","id":3}      reconnect every stream at once with Last-Event-ID
  *   {"op":"close","id":4}
  */
 import { SignJWT } from "jose";
@@ -239,6 +240,18 @@ for await (
       duplicates = 0;
       receivedByUser.clear();
     }
+  } else if (cmd.op === "close-sockets") {
+    for (const s of streams) {
+      const conn = s.conn;
+      s.conn = null;
+      s.connected = false;
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+    }
+    reply({ id: cmd.id, closed: streams.length });
   } else if (cmd.op === "reconnect") {
     for (const s of streams) {
       try {
