@@ -79,7 +79,8 @@ export function toErrorShape(error: unknown): ErrorShape {
       return { status: 413, code: "payload_too_large", message: "request body is too large" };
     }
     if (error.status >= 400 && error.status < 500) {
-      return { status: 400, code: "invalid_request", message: error.message || "bad request" };
+      const message = error.message || "bad request";
+      return { status: 400, code: "invalid_request", message, issues: [{ path: "body", message }] };
     }
   }
   return { status: 500, code: "internal", message: "internal error" };

@@ -19,6 +19,18 @@ function depthWithin(value: unknown, max: number): boolean {
   return true;
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * `data` is checked, not rebuilt: a record schema would copy it and drop keys such as
+ * `__proto__` that JSON allows, so the stored alarm would differ from what was sent.
+ */
+export const alarmDataSchema = z.custom<Record<string, unknown>>(
+  isPlainObject,
+  "must be a JSON object",
+).refine((d) => depthWithin(d, MAX_DATA_DEPTH), `must nest at most ${MAX_DATA_DEPTH} levels`);
+
 export const userIdSchema = z.string().min(1).max(ALARM_LIMITS.userIdMax);
 
 export const newAlarmSchema = z.strictObject({
@@ -27,9 +39,7 @@ export const newAlarmSchema = z.strictObject({
     ALARM_TYPE_PATTERN,
     "must be 1..64 characters of A-Z a-z 0-9 . _ : -",
   ),
-  data: z.record(z.string(), z.unknown())
-    .refine((d) => depthWithin(d, MAX_DATA_DEPTH), `must nest at most ${MAX_DATA_DEPTH} levels`)
-    .optional(),
+  data: alarmDataSchema.optional(),
 });
 
 export const batchSchema = z.strictObject({
@@ -49,7 +59,8 @@ export const listQuerySchema = z.object({
   unread: z.enum(["true", "false"]).optional(),
 });
 
-export const alarmIdParamSchema = z.object({ id: z.string().min(1).max(64) });
+/** Any id is accepted here: one that is not a ULID is simply not found (404). */
+export const alarmIdParamSchema = z.object({ id: z.string() });
 
 export const subscribeQuerySchema = z.object({
   lastEventId: z.string().max(256).optional(),
