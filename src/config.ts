@@ -29,6 +29,8 @@ export const configSchema = z.object({
   retentionDays: z.coerce.number().positive().max(3650).default(30),
   maxAlarmsPerUser: int(1, 100_000).default(1000),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** How streams reach sockets: `node` (node:http, res.write) or `deno` (Deno.serve, streamSSE). */
+  transport: z.enum(["node", "deno"]).default("node"),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;

@@ -5,8 +5,14 @@ import { createAlarmService } from "./domain/alarm_service.ts";
 import { createLiveHub } from "./domain/live_hub.ts";
 import type { Clock } from "./domain/ports.ts";
 import { systemClock } from "./domain/ports.ts";
+import { createServer } from "node:http";
+import type { Hono } from "hono";
+import type { AlarmService } from "./domain/alarm_service.ts";
+import type { LiveHub } from "./domain/live_hub.ts";
 import { createApp } from "./http/app.ts";
+import type { Authenticate } from "./http/auth.ts";
 import { createJwtAuthenticator } from "./http/auth.ts";
+import { createNodeListener } from "./http/node_listener.ts";
 import type { WebAsset } from "./http/web_routes.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
@@ -72,19 +78,22 @@ export async function startServer(
         }),
     },
   });
+  const authenticate = createJwtAuthenticator({
+    secret: config.jwtSecret,
+    jwksUrl: config.jwtJwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+  });
+  const onUnexpectedError = (error: unknown) =>
+    logger.error("unexpected error", errorFields(error));
   const app = createApp({
     service,
     hub,
-    authenticate: createJwtAuthenticator({
-      secret: config.jwtSecret,
-      jwksUrl: config.jwtJwksUrl,
-      issuer: config.jwtIssuer,
-      audience: config.jwtAudience,
-    }),
+    authenticate,
     ready: () => store.ping(),
     version: VERSION,
     webAssets: await loadWebAssets(),
-    onUnexpectedError: (error) => logger.error("unexpected error", errorFields(error)),
+    onUnexpectedError,
   });
 
   const sweep = () =>
@@ -95,21 +104,19 @@ export async function startServer(
   void sweep();
   const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS);
 
-  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve(
-    { port: config.port, hostname: config.host, onListen },
-    app.fetch,
-  );
-  const addr = await listening;
+  const listener = config.transport === "node"
+    ? await listenNode(config, { app, hub, service, authenticate, onUnexpectedError })
+    : await listenDeno(config, app);
+  const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
-  logger.info("alarmd listening", { url, version: VERSION });
+  logger.info("alarmd listening", { url, version: VERSION, transport: config.transport });
 
   let stopping: Promise<void> | null = null;
   return {
     url,
     port: addr.port,
-    finished: server.finished,
+    finished: listener.finished,
     connectionCount: (userId) =>
       userId === undefined ? hub.connectionCount : hub.connectionCountOf(userId),
     shutdown() {
@@ -117,7 +124,7 @@ export async function startServer(
         clearInterval(sweeper);
         // Streams first: Deno's shutdown waits for open responses, and clients should move on.
         await hub.close();
-        await server.shutdown();
+        await listener.stop();
         await store.close();
         await bus.close();
         kv.close();
@@ -125,6 +132,50 @@ export async function startServer(
       })();
       return stopping;
     },
+  };
+}
+
+interface Listener {
+  readonly addr: { hostname: string; port: number };
+  readonly finished: Promise<void>;
+  /** Stops accepting, lets in-flight requests finish, closes idle connections. */
+  stop(): Promise<void>;
+}
+
+async function listenDeno(config: Config, app: Hono): Promise<Listener> {
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({ port: config.port, hostname: config.host, onListen }, app.fetch);
+  return { addr: await listening, finished: server.finished, stop: () => server.shutdown() };
+}
+
+async function listenNode(
+  config: Config,
+  deps: {
+    app: Hono;
+    hub: LiveHub;
+    service: AlarmService;
+    authenticate: Authenticate;
+    onUnexpectedError: (e: unknown) => void;
+  },
+): Promise<Listener> {
+  const server = createServer(createNodeListener(deps));
+  // A publisher's keep-alive connection should outlive typical pooling idle timeouts.
+  server.keepAliveTimeout = 65_000;
+  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("node:http did not report a port");
+  return {
+    addr: { hostname: address.address, port: address.port },
+    finished,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
   };
 }
 

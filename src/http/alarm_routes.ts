@@ -5,12 +5,12 @@ import type { AlarmService } from "../domain/alarm_service.ts";
 import { PayloadTooLargeError } from "../domain/errors.ts";
 import type { Authenticate, AuthEnv } from "./auth.ts";
 import { authenticated, PUBLISH_SCOPE, requireScope } from "./auth.ts";
+import { createAlarmFromBody } from "./create_alarm.ts";
 import {
   alarmIdParamSchema,
   batchSchema,
   idempotencyHeaderSchema,
   listQuerySchema,
-  newAlarmSchema,
 } from "./schemas.ts";
 import { validate } from "./validation.ts";
 
@@ -32,22 +32,14 @@ const limitBody = (maxSize: number) =>
 export function alarmRoutes(service: AlarmService, authenticate: Authenticate) {
   return new Hono<AuthEnv>()
     .use(authenticated(authenticate), requireScope(PUBLISH_SCOPE))
-    .post(
-      "/",
-      limitBody(BODY_LIMITS.single),
-      validate("header", idempotencyHeaderSchema),
-      validate("json", newAlarmSchema),
-      async (c) => {
-        const { userId, type, data } = c.req.valid("json");
-        const key = c.req.valid("header")["idempotency-key"];
-        const { alarm, replayed } = await service.create(
-          c.var.principal.userId,
-          { userId, type, data: data ?? {} },
-          key,
-        );
-        return c.json(alarm, replayed ? 200 : 201);
-      },
-    )
+    .post("/", limitBody(BODY_LIMITS.single), async (c) => {
+      const { status, alarm } = await createAlarmFromBody(service, c.var.principal, {
+        contentType: c.req.header("content-type"),
+        idempotencyKey: c.req.header("idempotency-key"),
+        body: await c.req.text(),
+      });
+      return c.json(alarm, status);
+    })
     .post(
       "/batch",
       limitBody(BODY_LIMITS.batch),

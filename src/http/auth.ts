@@ -151,11 +151,13 @@ export function authenticated(authenticate: Authenticate) {
   });
 }
 
+export function assertScope(principal: Principal, scope: string): void {
+  if (!principal.scopes.has(scope)) throw new ForbiddenError(`token lacks the scope ${scope}`);
+}
+
 export function requireScope(scope: string) {
   return createMiddleware<AuthEnv>(async (c, next) => {
-    if (!c.var.principal.scopes.has(scope)) {
-      throw new ForbiddenError(`token lacks the scope ${scope}`);
-    }
+    assertScope(c.var.principal, scope);
     await next();
   });
 }

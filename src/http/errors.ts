@@ -86,15 +86,26 @@ export function toErrorShape(error: unknown): ErrorShape {
   return { status: 500, code: "internal", message: "internal error" };
 }
 
-export function errorResponse(c: Context, shape: ErrorShape): Response {
-  if (shape.retryAfter !== undefined) c.header("Retry-After", String(shape.retryAfter));
-  if (shape.status === 401) c.header("WWW-Authenticate", 'Bearer realm="alarmd"');
-  const body = {
+/** Headers an error response carries besides its JSON content type. */
+export function errorHeaders(shape: ErrorShape): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (shape.retryAfter !== undefined) headers["Retry-After"] = String(shape.retryAfter);
+  if (shape.status === 401) headers["WWW-Authenticate"] = 'Bearer realm="alarmd"';
+  return headers;
+}
+
+/** The contract's error body: `{"error":{"code","message","issues"?}}`. */
+export function errorBody(shape: ErrorShape) {
+  return {
     error: {
       code: shape.code,
       message: shape.message,
       ...(shape.issues ? { issues: shape.issues } : {}),
     },
   };
-  return c.json(body, shape.status);
+}
+
+export function errorResponse(c: Context, shape: ErrorShape): Response {
+  for (const [name, value] of Object.entries(errorHeaders(shape))) c.header(name, value);
+  return c.json(errorBody(shape), shape.status);
 }

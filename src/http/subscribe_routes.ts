@@ -3,23 +3,22 @@ import { streamSSE } from "hono/streaming";
 import type { LiveHub } from "../domain/live_hub.ts";
 import type { Authenticate, AuthEnv } from "./auth.ts";
 import { authenticated } from "./auth.ts";
-import { subscribeQuerySchema } from "./schemas.ts";
 import { createStreamSseSink } from "./stream_sse_sink.ts";
-import { validate } from "./validation.ts";
+import { prepareSubscription, SSE_HEADERS } from "./subscription.ts";
 
 /**
- * The live stream. The caps are checked before the 200 starts, so a refused tab gets a JSON
- * 429/503 (which also stops EventSource from retrying) instead of an empty stream.
+ * The live stream on Hono's `streamSSE`. The caps are checked before the 200 starts, so a
+ * refused tab gets a JSON 429/503 (which also stops EventSource from retrying).
  */
 export function subscribeRoutes(hub: LiveHub, authenticate: Authenticate) {
   return new Hono<AuthEnv>()
     .use(authenticated(authenticate))
-    .get("/subscribe", validate("query", subscribeQuerySchema), (c) => {
-      const principal = c.var.principal;
-      const lastEventId = c.req.header("last-event-id") ?? c.req.valid("query").lastEventId ??
-        null;
-      const reservation = hub.reserve(principal.userId);
-      c.header("X-Accel-Buffering", "no");
+    .get("/subscribe", (c) => {
+      const { principal, reservation, lastEventId } = prepareSubscription(hub, c.var.principal, {
+        lastEventIdHeader: c.req.header("last-event-id") ?? null,
+        query: c.req.query(),
+      });
+      for (const [name, value] of Object.entries(SSE_HEADERS)) c.header(name, value);
       return streamSSE(c, async (stream) => {
         try {
           const connection = hub.open(reservation, {
