@@ -17,6 +17,7 @@ import type { WebAsset } from "./http/web_routes.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
+import { createMetrics } from "./metrics.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -44,11 +45,26 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kv = await openKv(config.kvPath);
+  let connectionCount = () => 0;
+  const metrics = createMetrics({
+    connections: () => connectionCount(),
+    memory: () => Deno.memoryUsage(),
+  });
   const store = createKvAlarmStore(kv, {
     clock,
     retentionMs: Math.round(config.retentionDays * 86_400_000),
     maxAlarmsPerUser: config.maxAlarmsPerUser,
-    onError: (error) => logger.error("storage error", errorFields(error)),
+    onError: (error) => {
+      metrics.kvErrors.inc();
+      logger.error("storage error", errorFields(error));
+    },
+    onCommit: (ms, changes) => {
+      metrics.kvCommitLatency.observe(ms / 1000);
+      metrics.kvCommitSize.observe(changes);
+    },
+  });
+  store.onChange((change) => {
+    if (change.kind === "created") metrics.alarmsCreated.inc();
   });
   const bus = createMemoryBus({
     onError: (error) => logger.error("bus listener failed", errorFields(error)),
@@ -68,16 +84,36 @@ export async function startServer(
       writeTimeoutMs: config.writeTimeoutMs,
     },
     observer: {
-      opened: (c) => logger.info("stream opened", { userId: c.userId, connectionId: c.id }),
-      closed: (c, reason) =>
+      opened: (c) => {
+        metrics.connectionsOpened.inc();
+        logger.info("stream opened", { userId: c.userId, connectionId: c.id });
+      },
+      closed: (c, reason) => {
+        metrics.connectionsClosed.inc({ reason });
+        if (reason === "slow_client" || reason === "write_timeout") {
+          metrics.slowClientsDropped.inc();
+        }
         logger.info("stream closed", {
           userId: c.userId,
           connectionId: c.id,
           reason,
           durationMs: clock.now() - c.openedAt,
-        }),
+        });
+      },
+      alarmSent: (alarm, replayed) => {
+        if (replayed) {
+          metrics.alarmsReplayed.inc();
+          return;
+        }
+        metrics.alarmsDelivered.inc();
+        metrics.deliveryLatency.observe(
+          Math.max(0, clock.now() - Date.parse(alarm.createdAt)) / 1000,
+        );
+      },
+      refused: (scope) => metrics.connectionsRefused.inc({ scope }),
     },
   });
+  connectionCount = () => hub.connectionCount;
   const authenticate = createJwtAuthenticator({
     secret: config.jwtSecret,
     jwksUrl: config.jwtJwksUrl,
@@ -91,6 +127,7 @@ export async function startServer(
     hub,
     authenticate,
     ready: () => store.ping(),
+    metrics: metrics.render,
     version: VERSION,
     webAssets: await loadWebAssets(),
     onUnexpectedError,

@@ -20,6 +20,8 @@ export interface LiveHubObserver {
   opened?(connection: LiveConnection): void;
   closed?(connection: LiveConnection, reason: CloseReason): void;
   alarmSent?(alarm: Alarm, replayed: boolean): void;
+  /** A new stream was refused by a cap. */
+  refused?(scope: "user" | "server"): void;
 }
 
 /** A place held for a stream between the cap check and the stream's start. */
@@ -114,6 +116,7 @@ export function createLiveHub(deps: {
         );
       }
       if (countOf(userId) >= config.maxConnectionsPerUser) {
+        observer?.refused?.("user");
         throw new LimitExceededError(
           `at most ${config.maxConnectionsPerUser} open streams per user`,
           "too_many_connections",
@@ -122,6 +125,7 @@ export function createLiveHub(deps: {
         );
       }
       if (open + reserved >= config.maxConnections) {
+        observer?.refused?.("server");
         throw new LimitExceededError(
           "the server holds as many streams as it is configured for",
           "too_many_connections",

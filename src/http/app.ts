@@ -13,6 +13,8 @@ export interface AppDeps {
   readonly service: AlarmService;
   readonly hub: LiveHub;
   readonly authenticate: Authenticate;
+  /** Prometheus exposition text for GET /metrics. */
+  readonly metrics?: () => string;
   /** Resolves when storage (and the bus, when remote) can serve; readiness probe. */
   readonly ready: () => Promise<void>;
   readonly version: string;
@@ -25,7 +27,7 @@ export interface AppDeps {
 /** The whole HTTP surface, built from injected dependencies; tests build it the same way. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  app.route("/", opsRoutes({ ready: deps.ready, version: deps.version }));
+  app.route("/", opsRoutes({ ready: deps.ready, version: deps.version, metrics: deps.metrics }));
   app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate));
   app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate));
   app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate));

@@ -1,9 +1,17 @@
 import { Hono } from "hono";
 
 /** Operational endpoints: no token, cheap, safe to poll. */
-export function opsRoutes(deps: { ready: () => Promise<void>; version: string }) {
+export function opsRoutes(
+  deps: { ready: () => Promise<void>; version: string; metrics?: () => string },
+) {
   return new Hono()
     .get("/healthz", (c) => c.json({ status: "ok", version: deps.version }))
+    .get("/metrics", (c) => {
+      if (!deps.metrics) return c.notFound();
+      c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+      c.header("Cache-Control", "no-store");
+      return c.body(deps.metrics());
+    })
     .get("/readyz", async (c) => {
       try {
         await deps.ready();

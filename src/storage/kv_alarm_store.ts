@@ -27,6 +27,8 @@ export interface KvAlarmStoreOptions {
   readonly expiryMarginMs?: number;
   /** Called when a commit fails, for logs and metrics. */
   readonly onError?: (error: unknown) => void;
+  /** Called after each successful commit with its duration and how many changes it held. */
+  readonly onCommit?: (durationMs: number, changes: number) => void;
 }
 
 interface Head {
@@ -313,6 +315,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         return units.slice(included);
       }
       let result: Deno.KvCommitResult | Deno.KvCommitError;
+      const started = performance.now();
       try {
         result = await atomic.commit();
       } catch (error) {
@@ -325,6 +328,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         return units.slice(included);
       }
       if (result.ok) {
+        options.onCommit?.(performance.now() - started, included);
         for (const [userId, head] of touched) cacheHead(userId, head, result.versionstamp);
         finish(effects, changes);
         return units.slice(included);
