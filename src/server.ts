@@ -18,6 +18,7 @@ import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
 import { createMetrics } from "./metrics.ts";
+import { UnavailableError } from "./domain/errors.ts";
 
 export const VERSION: string = denoJson.version;
 
@@ -126,13 +127,15 @@ export async function startServer(
     service,
     hub,
     authenticate,
-    ready: () => store.ping(),
+    ready: () =>
+      stopping ? Promise.reject(new UnavailableError("shutting down")) : store.ping(),
     metrics: metrics.render,
     version: VERSION,
     webAssets: await loadWebAssets(),
     onUnexpectedError,
   });
 
+  let stopping: Promise<void> | null = null;
   const sweep = () =>
     store.sweepExpired().then(
       (n) => n > 0 && logger.info("expired alarms swept", { count: n }),
@@ -149,7 +152,6 @@ export async function startServer(
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   logger.info("alarmd listening", { url, version: VERSION, transport: config.transport });
 
-  let stopping: Promise<void> | null = null;
   return {
     url,
     port: addr.port,
@@ -158,8 +160,11 @@ export async function startServer(
       userId === undefined ? hub.connectionCount : hub.connectionCountOf(userId),
     shutdown() {
       stopping ??= (async () => {
+        // Readiness fails from here on, so a load balancer stops sending new clients.
+        logger.info("shutting down", { connections: hub.connectionCount });
         clearInterval(sweeper);
-        // Streams first: Deno's shutdown waits for open responses, and clients should move on.
+        // Streams first: clients reconnect elsewhere (with Last-Event-ID), and an HTTP server's
+        // shutdown would otherwise wait for responses that never end.
         await hub.close();
         await listener.stop();
         await store.close();

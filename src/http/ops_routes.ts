@@ -1,9 +1,11 @@
 import { Hono } from "hono";
+import { openApiDocument } from "./openapi.ts";
 
 /** Operational endpoints: no token, cheap, safe to poll. */
 export function opsRoutes(
   deps: { ready: () => Promise<void>; version: string; metrics?: () => string },
 ) {
+  const document = openApiDocument(deps.version);
   return new Hono()
     .get("/healthz", (c) => c.json({ status: "ok", version: deps.version }))
     .get("/metrics", (c) => {
@@ -12,6 +14,7 @@ export function opsRoutes(
       c.header("Cache-Control", "no-store");
       return c.body(deps.metrics());
     })
+    .get("/openapi.json", (c) => c.json(document))
     .get("/readyz", async (c) => {
       try {
         await deps.ready();

@@ -62,6 +62,35 @@ export const listQuerySchema = z.object({
 /** Any id is accepted here: one that is not a ULID is simply not found (404). */
 export const alarmIdParamSchema = z.object({ id: z.string() });
 
+/** An alarm as every endpoint returns it (documentation and tests; never parsed from clients). */
+export const alarmSchema = z.object({
+  id: z.string().describe("ULID: sorts in creation order"),
+  userId: userIdSchema,
+  type: z.string(),
+  data: alarmDataSchema,
+  createdAt: z.iso.datetime(),
+  readAt: z.iso.datetime().nullable(),
+});
+
+export const errorSchema = z.object({
+  error: z.object({
+    code: z.enum([
+      "invalid_request",
+      "unauthorized",
+      "forbidden",
+      "not_found",
+      "idempotency_conflict",
+      "payload_too_large",
+      "rate_limited",
+      "too_many_connections",
+      "unavailable",
+      "internal",
+    ]),
+    message: z.string(),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
+});
+
 export const subscribeQuerySchema = z.object({
   lastEventId: z.string().max(256).optional(),
   access_token: z.string().optional(),

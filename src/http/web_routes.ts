@@ -13,7 +13,7 @@ const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style
 export function webRoutes(assets: ReadonlyMap<string, WebAsset>) {
   const app = new Hono();
   for (const [path, asset] of assets) {
-    const route = path === "/index.html" ? "/" : path;
+    const route = path === "/index.html" ? "/" : path.replace(/\.html$/, "");
     app.get(route, (c) => {
       c.header("Content-Type", asset.contentType);
       c.header("Cache-Control", "no-cache");
