@@ -7,12 +7,15 @@
 //   client.addEventListener("deleted", (e) => console.log(e.detail.ids));
 //   client.addEventListener("state", () => console.log(client.state, client.unread));
 //   client.start();
+//   const { items } = await client.list();  // if you show a list loaded over REST,
+//   client.resumeFrom(items[0]?.id);         // the stream replays whatever came after it
 //
 // Browsers allow ~6 HTTP/1.1 connections per origin and every stream costs the server memory,
 // so all tabs of one browser share ONE EventSource: the tab that holds a Web Lock is the leader,
 // opens the stream and relays every event to the other tabs over a BroadcastChannel. When the
 // leader tab closes, its lock is released, the next tab takes over and reconnects with the last
-// alarm id any tab saw (`lastEventId`), so nothing is lost and nothing repeats.
+// alarm id any tab saw (`lastEventId`; before any alarm arrived, the newest one the server had
+// when the stream began), so nothing is lost and nothing repeats.
 //
 // States: "connecting", "connected", "reconnecting", "offline", "unauthorized" (token rejected
 // or expired: get a new one), "too_many_connections" (the server refused another stream).
@@ -79,6 +82,14 @@ export class AlarmdClient extends EventTarget {
     this._channel = null;
   }
 
+  /**
+   * The newest alarm id the app already shows (say, the first item of `list()`): a stream that
+   * starts later replays everything after it, so nothing created in between is missed.
+   */
+  resumeFrom(id) {
+    this._advance(id);
+  }
+
   // ---- REST -------------------------------------------------------------------------------
 
   /** One page, newest first: `{ items, nextCursor }`. */
@@ -135,9 +146,13 @@ export class AlarmdClient extends EventTarget {
     if (this.lastEventId) q.set("lastEventId", this.lastEventId);
     const source = new EventSource(`${this.baseUrl}${SUBSCRIBE}?${q}`);
     this._source = source;
+    // Where the browser's own reconnect resumes: the last `id:` this source saw (sent as
+    // Last-Event-ID), else the `lastEventId` in its URL.
+    let resumesFrom = this.lastEventId;
     this._setState(this.state === "connected" ? "reconnecting" : this.state);
     for (const type of ["connect", "alarm", "read", "deleted"]) {
       source.addEventListener(type, (e) => {
+        if (e.lastEventId) resumesFrom = e.lastEventId;
         const data = JSON.parse(e.data);
         const message = { kind: "event", type, data, id: e.lastEventId || null };
         this._handle(message);
@@ -147,8 +162,15 @@ export class AlarmdClient extends EventTarget {
     source.onerror = () => {
       if (this._source !== source) return;
       if (source.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself, sending Last-Event-ID.
         this._setState(navigator.onLine === false ? "offline" : "reconnecting");
+        if (this.lastEventId !== resumesFrom) {
+          // The browser's reconnect would not ask for what came after our newest alarm (no
+          // alarm arrived on this source yet): reopen with it, so the server replays the gap.
+          source.close();
+          this._source = null;
+          this._open();
+        }
+        // Otherwise the browser reconnects by itself, sending Last-Event-ID.
         return;
       }
       // CLOSED: the server answered something other than a stream. Find out what.
@@ -196,6 +218,11 @@ export class AlarmdClient extends EventTarget {
       this.unread = data.unread;
       // Alarms up to lastId are already counted in `unread`; only newer ones add to it.
       this._countedUpTo = data.lastId ?? "";
+      // Everything after lastId comes on this stream: a later stream (a reconnect, or another
+      // tab taking over) resumes there even if no alarm arrives in between. After a "reset" the
+      // server could not resume from our id (the app reloads its list): start over from lastId.
+      if (data.replay === "reset") this.lastEventId = data.lastId ?? null;
+      else this._advance(data.lastId);
       this._setState("connected");
       this._emit("connect", data);
       return;
@@ -204,7 +231,7 @@ export class AlarmdClient extends EventTarget {
       if (this._seen.has(data.id)) return;
       this._seen.add(data.id);
       if (this._seen.size > 5000) this._seen = new Set([...this._seen].slice(-1000));
-      if (id) this.lastEventId = id;
+      this._advance(id);
       if (data.readAt === null && this.unread !== null && data.id > (this._countedUpTo ?? "")) {
         this.unread++;
       }
@@ -233,10 +260,15 @@ export class AlarmdClient extends EventTarget {
     if (message.kind === "event") this._handle(message);
     else if (message.kind === "state") this._setState(message.state);
     else if (message.kind === "snapshot") {
-      if (this.lastEventId === null) this.lastEventId = message.lastEventId;
+      this._advance(message.lastEventId);
       if (this.unread === null) this.unread = message.unread;
       this._setState(message.state);
     }
+  }
+
+  /** Moves the resume point forward (alarm ids sort in creation order). */
+  _advance(id) {
+    if (id && (this.lastEventId === null || id > this.lastEventId)) this.lastEventId = id;
   }
 
   _broadcast(message) {

@@ -11,6 +11,8 @@ const STATE_TEXT = {
   too_many_connections: "too many connections",
 };
 
+const REFUSED = "The server refused another stream; retrying.";
+
 const params = new URLSearchParams(location.search);
 let token = params.get("token") ?? sessionStorage.getItem("alarmd-token");
 if (params.has("token")) {
@@ -19,8 +21,20 @@ if (params.has("token")) {
 }
 
 const alarms = new Map();
+// The stream runs while a list request is in flight, and the list may have been read before
+// changes the stream has already delivered: each reload records them and applies them again
+// on top of its list, so a fresh alarm (or a read or delete) is never undone by a stale page.
+const changesDuringReload = new Set();
 let nextCursor = null;
 let client = null;
+
+// Debug handle for the browser console and the end-to-end tests (tests/e2e/inbox_test.ts):
+// `alarmdInbox.client` is the live AlarmdClient (state, unread, isLeader, lastEventId).
+globalThis.alarmdInbox = {
+  get client() {
+    return client;
+  },
+};
 
 if (token) open(token);
 else showTokenForm();
@@ -45,42 +59,59 @@ function open(value) {
   token = value;
   client?.stop();
   client = new AlarmdClient({ token });
+  // A new token may be another user's: show nothing of the previous one.
+  alarms.clear();
+  nextCursor = null;
   $("inbox").hidden = false;
   client.addEventListener("state", render);
   client.addEventListener("connect", (e) => {
     // First connect, or the server says our view has a gap: load the list afresh.
     if (alarms.size === 0 || e.detail.replay === "reset") void reload();
   });
-  client.addEventListener("alarm", (e) => {
-    alarms.set(e.detail.id, e.detail);
-    render();
-  });
-  client.addEventListener("read", (e) => {
-    for (const id of e.detail.ids) {
-      const a = alarms.get(id);
-      if (a && !a.readAt) alarms.set(id, { ...a, readAt: new Date().toISOString() });
-    }
-    render();
-  });
-  client.addEventListener("deleted", (e) => {
-    for (const id of e.detail.ids) alarms.delete(id);
-    render();
-  });
+  for (const type of ["alarm", "read", "deleted"]) {
+    client.addEventListener(type, (e) => {
+      const change = { type, detail: e.detail };
+      for (const changes of changesDuringReload) changes.push(change);
+      apply(change);
+      render();
+    });
+  }
   client.start();
   void reload();
 }
 
+/** Applies one live change (an `alarm`, `read` or `deleted` event) to the list. */
+function apply({ type, detail }) {
+  if (type === "alarm") alarms.set(detail.id, detail);
+  else if (type === "read") {
+    for (const id of detail.ids) {
+      const a = alarms.get(id);
+      if (a && !a.readAt) alarms.set(id, { ...a, readAt: new Date().toISOString() });
+    }
+  } else if (type === "deleted") {
+    for (const id of detail.ids) alarms.delete(id);
+  }
+}
+
 async function reload() {
+  const changes = [];
+  changesDuringReload.add(changes);
   try {
     const page = await client.list({ limit: 20 });
     alarms.clear();
     for (const a of page.items) alarms.set(a.id, a);
+    for (const change of changes) apply(change);
+    changesDuringReload.delete(changes);
     nextCursor = page.nextCursor;
+    // A stream that starts after this list (say, once a refused one is let in) replays the rest.
+    client.resumeFrom(page.items[0]?.id);
     if (client.unread === null) client.unread = await client.unreadCount();
     notice("");
     render();
   } catch (error) {
     handle(error);
+  } finally {
+    changesDuringReload.delete(changes);
   }
 }
 
@@ -134,7 +165,8 @@ function render() {
   $("status").dataset.state = state;
   $("status-text").textContent = STATE_TEXT[state] ?? state;
   if (state === "unauthorized") handle({ status: 401 });
-  if (state === "too_many_connections") notice("The server refused another stream; retrying.");
+  if (state === "too_many_connections") notice(REFUSED);
+  else if ($("notice").textContent === REFUSED) notice(""); // let in at last
 
   const unread = client?.unread ?? 0;
   $("badge").textContent = unread > 99 ? "99+" : String(unread);
