@@ -12,6 +12,8 @@
  *
  *   deno task bench [--connections 10000] [--rate 5000] [--seconds 10] [--clients 2]
  *                   [--scenarios idle,targeted,fanout,replay,storm] [--url URL --secret S --pid P]
+ *                   [--compare nchan]   same scenarios, same clients, against a local nginx+nchan
+ *                   [--server-env K=V,K=V]   extra ALARMD_* settings for the server under test
  */
 import { SignJWT } from "jose";
 
@@ -28,6 +30,7 @@ interface Options {
   url?: string;
   secret: string;
   pid?: number;
+  compare?: string;
   env: Record<string, string>;
 }
 
@@ -51,6 +54,7 @@ function parseOptions(args: string[]): Options {
     url: get("url"),
     secret: get("secret") ?? crypto.randomUUID() + crypto.randomUUID(),
     pid: get("pid") ? Number(get("pid")) : undefined,
+    compare: get("compare"),
     env,
   };
 }
@@ -141,7 +145,7 @@ async function token(secret: string, sub: string, publish = false) {
     .sign(new TextEncoder().encode(secret));
 }
 
-async function startServer(opts: Options) {
+async function startServer(opts: Options): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-" });
   const port = freePort();
   const proc = new Deno.Command(Deno.execPath(), {
@@ -173,8 +177,10 @@ async function startServer(opts: Options) {
   // `deno task` runs alarmd as a child of its own: measure the process that serves.
   const pid = await serverPid(proc.pid);
   return {
+    name: "alarmd",
+    mode: "alarmd" as const,
     url,
-    pid,
+    pids: [pid],
     async stop() {
       try {
         Deno.kill(pid, "SIGTERM");
@@ -223,24 +229,124 @@ function merge(stats: Record<string, unknown>[]) {
 
 const round = (v: unknown, digits = 1) => typeof v === "number" ? Number(v.toFixed(digits)) : v;
 
-async function main() {
-  const opts = parseOptions(Deno.args);
-  const server = opts.url
-    ? { url: opts.url, pid: opts.pid ?? 0, stop: async () => {} }
-    : await startServer(opts);
-  const { port, hostname } = new URL(server.url);
+interface Target {
+  readonly name: string;
+  readonly mode: "alarmd" | "nchan";
+  readonly url: string;
+  /** Processes whose memory and CPU are the server's. */
+  readonly pids: number[];
+  stop(): Promise<void>;
+}
+
+const sumRss = (pids: number[]) => pids.reduce((a, p) => a + rssKb(p), 0);
+const sumCpu = (pids: number[]) => pids.reduce((a, p) => a + cpuTicks(p), 0);
+
+async function startNchan(): Promise<Target> {
+  const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-nchan-" });
+  const port = freePort();
+  await Deno.mkdir(`${dir}/tmp`);
+  // One worker, as alarmd runs one isolate; buffers deep enough for the replay scenario.
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp;
+  server {
+    listen 127.0.0.1:${port};
+    location ~ ^/sub/(.+)$ {
+      nchan_subscriber eventsource;
+      nchan_channel_id $1;
+      nchan_subscriber_first_message newest;
+    }
+    location ~ ^/pub/(.+)$ {
+      nchan_publisher;
+      nchan_channel_id $1;
+      nchan_message_buffer_length 1100;
+      nchan_message_timeout 10m;
+    }
+  }
+}
+`,
+  );
+  const proc = new Deno.Command("nginx", {
+    args: ["-c", `${dir}/nginx.conf`, "-p", dir, "-g", "daemon off;"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(`${url}/pub/warmup`, { method: "POST", body: "{}" });
+      await res.body?.cancel();
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  const workers = childrenOf(proc.pid);
+  return {
+    name: "nginx+nchan",
+    mode: "nchan",
+    url,
+    pids: [proc.pid, ...workers],
+    async stop() {
+      proc.kill("SIGQUIT");
+      await proc.status;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+function childrenOf(parent: number): number[] {
+  const out: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent) {
+        out.push(Number(entry.name));
+      }
+    } catch {
+      // raced with an exiting process
+    }
+  }
+  return out;
+}
+
+async function runScenarios(target: Target, opts: Options) {
+  const { port, hostname } = new URL(target.url);
   const results: Record<string, Record<string, unknown>> = {};
   const clients: Rpc[] = [];
+  const publisher = await token(opts.secret, "bench-publisher", true);
+  const pub = (cmd: Record<string, unknown>) =>
+    runPublisher({ ...cmd, url: target.url, token: publisher, mode: target.mode });
+  const stats = async (extra: Record<string, unknown> = {}) =>
+    merge(await Promise.all(clients.map((c) => c.call({ op: "stats", ...extra }))));
+  const waitDelivered = async (count: number) => {
+    const deadline = now() + 30_000;
+    let merged = await stats();
+    while (merged.received < count && now() < deadline) {
+      await sleep(100);
+      merged = await stats();
+    }
+    return merged;
+  };
   try {
-    const publisher = await token(opts.secret, "bench-publisher", true);
     await sleep(500);
-    const baseline = server.pid ? rssKb(server.pid) : 0;
-
+    const baseline = sumRss(target.pids);
     const per = Math.ceil(opts.connections / opts.clients);
     for (let c = 0; c < opts.clients; c++) clients.push(new Rpc("bench/sse_client.ts"));
     const opened = await Promise.all(clients.map((client, c) =>
       client.call({
         op: "open",
+        mode: target.mode,
         host: hostname,
         port: Number(port),
         secret: opts.secret,
@@ -248,108 +354,82 @@ async function main() {
       })
     ));
     const failed = opened.reduce((a, o) => a + (o.failed as number), 0);
-    const connectMs = Math.max(...opened.map((o) => o.ms as number));
+    const live = opts.connections - failed;
 
     if (opts.scenarios.includes("idle")) {
       await sleep(3000);
-      const rss = server.pid ? rssKb(server.pid) : 0;
+      const rss = sumRss(target.pids);
       results.idle = {
-        connections: opts.connections - failed,
+        connections: live,
         failed,
-        connectMs: round(connectMs, 0),
+        connectMs: round(Math.max(...opened.map((o) => o.ms as number)), 0),
         baselineRssMb: round(baseline / 1024),
         rssMb: round(rss / 1024),
-        kbPerConnection: server.pid
-          ? round((rss - baseline) / (opts.connections - failed), 2)
-          : null,
+        kbPerConnection: round((rss - baseline) / live, 2),
       };
     }
 
     if (opts.scenarios.includes("targeted")) {
-      await Promise.all(clients.map((c) => c.call({ op: "stats", reset: true })));
-      const cpu0 = server.pid ? cpuTicks(server.pid) : 0;
+      await stats({ reset: true });
+      const cpu0 = sumCpu(target.pids);
       const t0 = now();
-      const pub = await runPublisher({
+      const published = await pub({
         op: "targeted",
-        url: server.url,
-        token: publisher,
         rate: opts.rate,
         seconds: opts.seconds,
         users: opts.connections,
       });
-      const wall = (now() - t0) / 1000;
-      const cpu = server.pid ? (cpuTicks(server.pid) - cpu0) / TICKS_PER_SECOND / wall : null;
+      const cpu = (sumCpu(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
       await sleep(1500);
-      const merged = merge(
-        await Promise.all(clients.map((c) => c.call({ op: "stats", reset: true, raw: true }))),
-      );
+      const merged = await stats({ reset: true, raw: true });
       results.targeted = {
         rate: opts.rate,
-        achievedRate: round(pub.achievedRate, 0),
-        created: pub.ok,
-        failed: pub.failed,
+        achievedRate: round(published.achievedRate, 0),
+        created: published.ok,
+        failed: published.failed,
         delivered: merged.received,
-        lost: pub.ok - merged.received,
+        lost: published.ok - merged.received,
         duplicated: merged.duplicates,
         p50Ms: round(merged.p50, 2),
         p90Ms: round(merged.p90, 2),
         p99Ms: round(merged.p99, 2),
         maxMs: round(merged.max, 2),
-        ackP50Ms: round(pub.ackP50, 2),
-        ackP99Ms: round(pub.ackP99, 2),
-        serverCpuPercent: cpu === null ? null : round(cpu * 100, 0),
+        ackP50Ms: round(published.ackP50, 2),
+        ackP99Ms: round(published.ackP99, 2),
+        serverCpuPercent: round(cpu * 100, 0),
       };
     }
 
     if (opts.scenarios.includes("fanout")) {
-      await Promise.all(clients.map((c) => c.call({ op: "stats", reset: true })));
-      const pub = await runPublisher({
-        op: "fanout",
-        url: server.url,
-        token: publisher,
-        users: opts.connections,
-      });
-      const deadline = now() + 30_000;
-      let merged = merge(await Promise.all(clients.map((c) => c.call({ op: "stats" }))));
-      while (merged.received < opts.connections - failed && now() < deadline) {
-        await sleep(100);
-        merged = merge(await Promise.all(clients.map((c) => c.call({ op: "stats" }))));
-      }
+      await stats({ reset: true });
+      const published = await pub({ op: "fanout", users: opts.connections });
+      const merged = await waitDelivered(live);
       results.fanout = {
         users: opts.connections,
         delivered: merged.received,
         duplicated: merged.duplicates,
-        batchAckMs: round(pub.ackedAt - pub.sentAt, 0),
-        lastDeliveryMs: round(merged.lastReceiveAt - pub.sentAt, 0),
+        publishAckMs: round(published.ackedAt - published.sentAt, 0),
+        lastDeliveryMs: round(merged.lastReceiveAt - published.sentAt, 0),
       };
     }
 
-    if (opts.scenarios.includes("replay")) results.replay = await replay(server.url, opts.secret);
+    if (opts.scenarios.includes("replay")) results.replay = await replay(target, opts.secret);
 
     if (opts.scenarios.includes("storm")) {
-      await Promise.all(clients.map((c) => c.call({ op: "stats", reset: true })));
+      await stats({ reset: true });
       // Alarms created while every stream is down must all arrive once after the storm.
       await Promise.all(clients.map((c) => c.call({ op: "close-sockets" })));
-      const pub = await runPublisher({
-        op: "fanout",
-        url: server.url,
-        token: publisher,
-        users: opts.connections,
-      });
+      const published = await pub({ op: "fanout", users: opts.connections });
       const t0 = now();
       const back = await Promise.all(clients.map((c) => c.call({ op: "reconnect" })));
       const reconnectedMs = now() - t0;
-      const deadline = now() + 30_000;
-      let merged = merge(await Promise.all(clients.map((c) => c.call({ op: "stats" }))));
-      while (merged.received < opts.connections - failed && now() < deadline) {
-        await sleep(100);
-        merged = merge(await Promise.all(clients.map((c) => c.call({ op: "stats" }))));
-      }
+      const merged = await waitDelivered(live);
       results.storm = {
         connections: opts.connections,
         reconnected: back.reduce((a, b) => a + (b.reconnected as number), 0),
         failed: back.reduce((a, b) => a + (b.failed as number), 0),
-        missed: opts.connections - pub.failed * 500 - merged.received,
+        published: opts.connections - published.failedAlarms,
+        missed: opts.connections - published.failedAlarms - merged.received,
         duplicated: merged.duplicates,
         allReconnectedMs: round(reconnectedMs, 0),
         allDeliveredMs: round(merged.lastReceiveAt - t0, 0),
@@ -357,59 +437,120 @@ async function main() {
     }
   } finally {
     await Promise.all(clients.map((c) => c.close()));
-    await server.stop();
+  }
+  return results;
+}
+
+async function main() {
+  const opts = parseOptions(Deno.args);
+  const runs: Record<string, Record<string, Record<string, unknown>>> = {};
+  const alarmd: Target = opts.url
+    ? {
+      name: "alarmd",
+      mode: "alarmd",
+      url: opts.url,
+      pids: opts.pid ? [opts.pid] : [],
+      stop: async () => {},
+    }
+    : await startServer(opts);
+  try {
+    runs.alarmd = await runScenarios(alarmd, opts);
+  } finally {
+    await alarmd.stop();
+  }
+  if (opts.compare === "nchan") {
+    const nchan = await startNchan();
+    try {
+      runs.nchan = await runScenarios(nchan, opts);
+    } finally {
+      await nchan.stop();
+    }
   }
 
   const machine = `${navigator.hardwareConcurrency} cores, ${
     Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
   } GiB, Deno ${Deno.version.deno}`;
   console.log(`\nalarmd bench (${machine})`);
-  for (const [name, figures] of Object.entries(results)) {
-    console.log(`\n${name}`);
-    for (const [k, v] of Object.entries(figures)) console.log(`  ${k.padEnd(20)} ${v}`);
-  }
-  console.log("\n" + JSON.stringify({ machine, options: { ...opts, secret: undefined }, results }));
-}
-
-async function replay(url: string, secret: string) {
-  const user = "replay-user";
-  const publisher = await token(secret, "bench-publisher", true);
-  const headers = { authorization: `Bearer ${publisher}`, "content-type": "application/json" };
-  const ids: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const alarms = Array.from({ length: i === 0 ? 1 : 500 }, () => ({ userId: user, type: "r" }));
-    const res = await fetch(`${url}/api/v1/alarms/batch`, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ alarms }),
-    });
-    ids.push(...(await res.json()).items.map((a: { id: string }) => a.id));
-  }
-  const from = ids[0];
-  const userToken = await token(secret, user);
-  const t0 = now();
-  const controller = new AbortController();
-  const res = await fetch(`${url}/api/v1/users/alarm/subscribe`, {
-    headers: { authorization: `Bearer ${userToken}`, "last-event-id": from },
-    signal: controller.signal,
-  });
-  let count = 0;
-  let text = "";
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  while (count < 1000) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-    let i: number;
-    while ((i = text.indexOf("\n\n")) !== -1) {
-      if (text.slice(0, i).includes("event: alarm")) count++;
-      text = text.slice(i + 2);
+  const names = Object.keys(runs);
+  for (const scenario of Object.keys(runs.alarmd)) {
+    console.log(`\n${scenario.padEnd(22)}${names.map((n) => n.padStart(14)).join("")}`);
+    for (const key of Object.keys(runs.alarmd[scenario])) {
+      const cells = names.map((n) => String(runs[n][scenario]?.[key] ?? "").padStart(14));
+      console.log(`  ${key.padEnd(20)}${cells.join("")}`);
     }
   }
-  const ms = now() - t0;
-  controller.abort();
-  await reader.cancel().catch(() => {});
-  return { replayed: count, lastReplayedMs: round(ms, 1) };
+  console.log("\n" + JSON.stringify({ machine, options: { ...opts, secret: undefined }, runs }));
+}
+
+/** Time from reconnecting 1,000 alarms behind to receiving the last of them. */
+async function replay(target: Target, secret: string) {
+  const user = "replay-user";
+  const subscribeUrl = target.mode === "nchan"
+    ? `${target.url}/sub/${user}`
+    : `${target.url}/api/v1/users/alarm/subscribe`;
+  const headers: Record<string, string> = target.mode === "nchan"
+    ? { accept: "text/event-stream" }
+    : { accept: "text/event-stream", authorization: `Bearer ${await token(secret, user)}` };
+  const read = async (extra: Record<string, string>, want: number) => {
+    const controller = new AbortController();
+    const res = await fetch(subscribeUrl, {
+      headers: { ...headers, ...extra },
+      signal: controller.signal,
+    });
+    const ids: string[] = [];
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const done = (async () => {
+      while (ids.length < want) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        let i: number;
+        while ((i = text.indexOf("\n\n")) !== -1) {
+          const frame = text.slice(0, i);
+          text = text.slice(i + 2);
+          const id = /^id: (.+)$/m.exec(frame)?.[1];
+          const isAlarm = target.mode === "nchan"
+            ? !/^event:/m.test(frame)
+            : /^event: alarm$/m.test(frame);
+          if (id && isAlarm) ids.push(id);
+        }
+      }
+      controller.abort();
+      await reader.cancel().catch(() => {});
+      return ids;
+    })();
+    return { done };
+  };
+  // Fill: 1,001 alarms seen live by a first stream, which records their ids.
+  const first = await read({}, 1001);
+  await sleep(200);
+  const publisher = await token(secret, "bench-publisher", true);
+  if (target.mode === "nchan") {
+    for (let i = 0; i < 1001; i++) {
+      const res = await fetch(`${target.url}/pub/${user}`, {
+        method: "POST",
+        body: JSON.stringify({ i }),
+      });
+      await res.body?.cancel();
+    }
+  } else {
+    for (const size of [1, 500, 500]) {
+      const res = await fetch(`${target.url}/api/v1/alarms/batch`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${publisher}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          alarms: Array.from({ length: size }, () => ({ userId: user, type: "r" })),
+        }),
+      });
+      await res.body?.cancel();
+    }
+  }
+  const ids = await first.done;
+  const t0 = now();
+  const second = await read({ "last-event-id": ids[0] }, 1000);
+  const replayed = await second.done;
+  return { replayed: replayed.length, lastReplayedMs: round(now() - t0, 1) };
 }
 
 if (import.meta.main) await main();

@@ -4,20 +4,37 @@
  * SSE clients can measure publish→deliver latency. One JSON command in, one JSON line out:
  *   {"op":"targeted","url":"http://…","token":"…","rate":5000,"seconds":10,"users":10000}
  *   {"op":"fanout","url":"http://…","token":"…","users":10000}
+ * With "mode":"nchan" it publishes to nginx+nchan's `/pub/<user>` instead: one POST per alarm,
+ * since nchan has no batch endpoint.
  */
 const now = () => performance.timeOrigin + performance.now();
 
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : null;
 
-async function targeted(cmd: {
+interface Target {
   url: string;
   token: string;
-  rate: number;
-  seconds: number;
-  users: number;
-}) {
-  const headers = { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" };
+  mode?: "alarmd" | "nchan";
+}
+
+function post(cmd: Target, userId: string, data: unknown): Promise<number> {
+  const nchan = cmd.mode === "nchan";
+  return fetch(nchan ? `${cmd.url}/pub/${userId}` : `${cmd.url}/api/v1/alarms`, {
+    method: "POST",
+    headers: nchan
+      ? { "content-type": "application/json" }
+      : { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" },
+    body: JSON.stringify(nchan ? data : { userId, type: "bench", data }),
+  }).then(async (res) => {
+    await res.body?.cancel();
+    return res.status;
+  });
+}
+
+const accepted = (status: number) => status === 201 || status === 202;
+
+async function targeted(cmd: Target & { rate: number; seconds: number; users: number }) {
   const total = Math.round(cmd.rate * cmd.seconds);
   const acks: number[] = [];
   let ok = 0;
@@ -32,13 +49,8 @@ async function targeted(cmd: {
     const t = now();
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
-    const p = fetch(`${cmd.url}/api/v1/alarms`, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ userId, type: "bench", data: { t } }),
-    }).then(async (res) => {
-      await res.body?.cancel();
-      if (res.status === 201) ok++;
+    const p = post(cmd, userId, { t }).then((status) => {
+      if (accepted(status)) ok++;
       else failed++;
       acks.push(now() - t);
     }, () => {
@@ -73,9 +85,19 @@ async function targeted(cmd: {
   };
 }
 
-async function fanout(cmd: { url: string; token: string; users: number }) {
+async function fanout(cmd: Target & { users: number }) {
   const headers = { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" };
   const sentAt = now();
+  if (cmd.mode === "nchan") {
+    let next = 0;
+    let failed = 0;
+    await Promise.all(Array.from({ length: 256 }, async () => {
+      while (next < cmd.users) {
+        if (!accepted(await post(cmd, `u${next++}`, { t: sentAt }))) failed++;
+      }
+    }));
+    return { sentAt, ackedAt: now(), failedAlarms: failed };
+  }
   const requests: Promise<number>[] = [];
   for (let from = 0; from < cmd.users; from += 500) {
     const alarms = [];
@@ -94,7 +116,8 @@ async function fanout(cmd: { url: string; token: string; users: number }) {
     );
   }
   const statuses = await Promise.all(requests);
-  return { sentAt, ackedAt: now(), failed: statuses.filter((s) => s !== 201).length };
+  const failedBatches = statuses.filter((s) => s !== 201).length;
+  return { sentAt, ackedAt: now(), failedAlarms: failedBatches * 500 };
 }
 
 const input = await new Response(Deno.stdin.readable).text();

@@ -4,7 +4,9 @@
  * publish→receive latency from the `"t"` timestamp each benchmark alarm carries in `data`.
  *
  * Driven by JSON lines on stdin; answers one JSON line per command on stdout:
- *   {"op":"open","id":1,"port":8080,"host":"127.0.0.1","secret":"…","users":[from,count],"replayFrom":false}
+ *   {"op":"open","id":1,"port":8080,"host":"127.0.0.1","secret":"…","users":[from,count],"mode":"alarmd"}
+ * mode "nchan" subscribes to nginx+nchan's `/sub/<user>` instead (same parsing, no token), so
+ * both servers are measured by the very same client code.
  *   {"op":"stats","id":2,"reset":true}
  *   {"op":"close-sockets","id":3}  drop every stream (the client keeps each one's last id)
  *   {"op":"reconnect","id":3}      reconnect every stream at once with Last-Event-ID
@@ -14,6 +16,8 @@ import { SignJWT } from "jose";
 
 interface Stream {
   user: string;
+  /** nchan's ids are not ordered as strings, so its duplicates are found by set. */
+  seen?: Set<string>;
   token: string;
   conn: Deno.TcpConn | null;
   lastId: string | null;
@@ -26,6 +30,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 let host = "127.0.0.1";
+let mode: "alarmd" | "nchan" = "alarmd";
 let port = 0;
 const streams: Stream[] = [];
 let latencies: number[] = [];
@@ -57,12 +62,14 @@ function onFrame(stream: Stream, frame: string) {
     stream.onConnect = null;
     return;
   }
-  if (event !== "alarm" || id === null) return;
+  const isAlarm = mode === "nchan" ? event === "message" : event === "alarm";
+  if (!isAlarm || id === null) return;
   const at = now();
-  if (stream.lastId !== null && id <= stream.lastId) {
+  if (stream.seen ? stream.seen.has(id) : stream.lastId !== null && id <= stream.lastId) {
     duplicates++;
     return;
   }
+  stream.seen?.add(id);
   stream.lastId = id;
   received++;
   lastReceiveAt = at;
@@ -76,6 +83,7 @@ async function pump(stream: Stream, conn: Deno.TcpConn) {
   const buf = new Uint8Array(64 * 1024);
   let raw = new Uint8Array(0);
   let headersDone = false;
+  let chunked = true;
   let chunkLeft = -1;
   let text = "";
   try {
@@ -96,10 +104,21 @@ async function pump(stream: Stream, conn: Deno.TcpConn) {
           break;
         }
         headersDone = true;
+        chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head);
         raw = raw.subarray(end + 4);
+        if (mode === "nchan") {
+          // nchan sends no connect event: the 200 is the subscription.
+          stream.connected = true;
+          stream.onConnect?.();
+          stream.onConnect = null;
+        }
+      }
+      if (!chunked) {
+        text += decoder.decode(raw, { stream: true });
+        raw = new Uint8Array(0);
       }
       // Chunked transfer decoding.
-      for (;;) {
+      while (chunked) {
         if (chunkLeft === -1) {
           const lineEnd = findSeq(raw, [13, 10]);
           if (lineEnd === -1) break;
@@ -149,10 +168,11 @@ async function connect(stream: Stream): Promise<boolean> {
   stream.conn = conn;
   const connected = new Promise<void>((resolve) => (stream.onConnect = resolve));
   const lastId = stream.lastId ? `Last-Event-ID: ${stream.lastId}\r\n` : "";
-  await conn.write(encoder.encode(
-    `GET /api/v1/users/alarm/subscribe HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
-      `Authorization: Bearer ${stream.token}\r\nAccept: text/event-stream\r\n${lastId}\r\n`,
-  ));
+  const request = mode === "nchan"
+    ? `GET /sub/${stream.user} HTTP/1.1\r\nHost: ${host}:${port}\r\n`
+    : `GET /api/v1/users/alarm/subscribe HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
+      `Authorization: Bearer ${stream.token}\r\n`;
+  await conn.write(encoder.encode(`${request}Accept: text/event-stream\r\n${lastId}\r\n`));
   void pump(stream, conn);
   await connected;
   return stream.connected;
@@ -201,13 +221,15 @@ for await (
   if (cmd.op === "open") {
     host = cmd.host;
     port = cmd.port;
+    mode = cmd.mode ?? "alarmd";
     const [from, count] = cmd.users as [number, number];
     const fresh: Stream[] = [];
     for (let i = from; i < from + count; i++) {
       const user = `u${i}`;
       fresh.push({
         user,
-        token: await mint(cmd.secret, user),
+        seen: mode === "nchan" ? new Set() : undefined,
+        token: mode === "nchan" ? "" : await mint(cmd.secret, user),
         conn: null,
         lastId: null,
         connected: false,
