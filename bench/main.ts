@@ -370,6 +370,9 @@ async function runScenarios(target: Target, opts: Options) {
     }
 
     if (opts.scenarios.includes("targeted")) {
+      // Warm up (JIT, connection pools, KV pages) at the same rate; not measured.
+      await pub({ op: "targeted", rate: opts.rate, seconds: 1, users: opts.connections });
+      await sleep(500);
       await stats({ reset: true });
       const cpu0 = sumCpu(target.pids);
       const t0 = now();
