@@ -127,8 +127,7 @@ export async function startServer(
     service,
     hub,
     authenticate,
-    ready: () =>
-      stopping ? Promise.reject(new UnavailableError("shutting down")) : store.ping(),
+    ready: () => stopping ? Promise.reject(new UnavailableError("shutting down")) : store.ping(),
     metrics: metrics.render,
     version: VERSION,
     webAssets: await loadWebAssets(),

@@ -62,6 +62,8 @@ export class LiveConnection {
   #queue: string[] = [];
   #queuedBytes = 0;
   #closeReason: CloseReason | null = null;
+  /** A replay waiting for the queue to drain, so that history never trips the slow-client cap. */
+  #roomWaiter: (() => void) | null = null;
   #done: () => void = () => {};
   /** Resolves when the stream has ended, for whatever reason. */
   readonly closed: Promise<void>;
@@ -163,6 +165,8 @@ export class LiveConnection {
     this.#closeReason = reason;
     this.#queue = [];
     this.#buffer = [];
+    this.#roomWaiter?.();
+    this.#roomWaiter = null;
     this.#options.sink.close();
     this.#options.onClose(this, reason);
     this.#done();
@@ -171,10 +175,25 @@ export class LiveConnection {
   async #replay(initial: boolean): Promise<void> {
     for (;;) {
       const page = await this.#options.store.listAfter(this.userId, this.#cursor, REPLAY_PAGE);
-      if (this.#state === "closed") return;
-      for (const alarm of page) this.#sendAlarm(alarm, initial);
+      for (const alarm of page) {
+        if (this.#isClosed()) return;
+        // History is paced by the client: a reader gets all of it, however long. Only a client
+        // that stops reading stays stuck here, and the write timeout ends it.
+        if (this.#queuedBytes > this.#options.maxQueueBytes / 2) await this.#room();
+        if (this.#isClosed()) return;
+        this.#sendAlarm(alarm, initial);
+      }
       if (page.length < REPLAY_PAGE) return;
     }
+  }
+
+  /** A method, not a field read, so the compiler does not assume it unchanged across awaits. */
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #room(): Promise<void> {
+    return new Promise((resolve) => (this.#roomWaiter = resolve));
   }
 
   #goLive(): void {
@@ -222,6 +241,10 @@ export class LiveConnection {
         this.close("client_closed");
       }
       this.#queuedBytes -= chunk.length;
+      if (this.#roomWaiter && this.#queuedBytes <= this.#options.maxQueueBytes / 2) {
+        this.#roomWaiter();
+        this.#roomWaiter = null;
+      }
     }
     this.writingSince = null;
   }
