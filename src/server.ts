@@ -23,6 +23,8 @@ import { UnavailableError } from "./domain/errors.ts";
 export const VERSION: string = denoJson.version;
 
 const SWEEP_INTERVAL_MS = 30_000;
+/** How long in-flight requests get to finish on shutdown before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 5_000;
 
 export interface RunningServer {
   readonly url: string;
@@ -212,9 +214,18 @@ async function listenNode(
   return {
     addr: { hostname: address.address, port: address.port },
     finished,
+    // close() waits for every connection, and a keep-alive connection that goes idle later
+    // would hold it for keepAliveTimeout: close idle ones as they appear, and after a grace
+    // period (in-flight requests had time to finish) close what is left.
     stop: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        const sweep = setInterval(() => server.closeIdleConnections(), 20);
+        const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(force);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

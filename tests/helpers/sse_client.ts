@@ -45,6 +45,7 @@ export async function openSse(
     for (const f of w) f();
   };
   let cursor = 0;
+  let finished = false;
   let ended: Promise<void> = Promise.resolve();
   if (response.ok && response.body) {
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -93,14 +94,15 @@ export async function openSse(
       } catch {
         // aborted by close()
       } finally {
+        // Before waking waiters, so that they see the end instead of waiting out a timeout.
+        finished = true;
         notify();
       }
     })();
   } else {
+    finished = true;
     await response.body?.cancel();
   }
-  let finished = false;
-  void ended.then(() => (finished = true));
 
   async function waitFor(filter: (e: SseEvent) => boolean, count: number, timeoutMs = 5000) {
     const deadline = Date.now() + timeoutMs;

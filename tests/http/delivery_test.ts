@@ -8,7 +8,7 @@ import { EventSource } from "eventsource";
 import { openSse } from "../helpers/sse_client.ts";
 import type { SseStream } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
-import { startTestServer, TEST_SECRET } from "../helpers/test_server.ts";
+import { TEST_SECRET } from "../helpers/test_server.ts";
 import { mintToken } from "../../src/cli/token.ts";
 import type { Alarm, ServerHandle } from "./live_fixtures.ts";
 import {
@@ -25,10 +25,12 @@ import {
   openStalledClient,
   residentBytes,
   sendQueueBytes,
+  startLiveServer,
   storedIds,
   SUBSCRIBE_PATH,
   userAction,
   waitUntil,
+  within,
 } from "./live_fixtures.ts";
 import { startServerProcess } from "./server_process.ts";
 
@@ -57,7 +59,7 @@ async function expectFrames(stream: SseStream, expected: string, what: string) {
 }
 
 Deno.test("a new alarm reaches the open stream as one exact alarm frame", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   await using stream = await subscribe(server, "kim");
   const withData = await createAlarm(server, publisher, "kim", { text: "Kim commented", n: 1 });
@@ -78,7 +80,7 @@ Deno.test("a new alarm reaches the open stream as one exact alarm frame", async 
 });
 
 Deno.test("every tab of a user receives every alarm, read and deleted event", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
   await using tab1 = await subscribe(server, "kim");
@@ -99,7 +101,7 @@ Deno.test("every tab of a user receives every alarm, read and deleted event", as
 });
 
 Deno.test("read-all sends every tab one read event listing the ids it changed", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
   const a = [];
@@ -122,7 +124,7 @@ Deno.test("read-all sends every tab one read event listing the ids it changed", 
 });
 
 Deno.test("marking an already-read alarm, or reading all when none is unread, sends nothing", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
   const [first, second] = [
@@ -142,7 +144,7 @@ Deno.test("marking an already-read alarm, or reading all when none is unread, se
 });
 
 Deno.test("alarms dropped by the per-user cap reach the stream as deleted", async () => {
-  await using server = await startTestServer({ maxAlarmsPerUser: 2 });
+  await using server = await startLiveServer({ maxAlarmsPerUser: 2 });
   const publisher = await server.publisherToken();
   const [first, second] = [
     await createAlarm(server, publisher, "kim"),
@@ -155,7 +157,7 @@ Deno.test("alarms dropped by the per-user cap reach the stream as deleted", asyn
 });
 
 Deno.test("a user's stream never sees another user's alarms or changes", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const ann = await server.userToken("ann");
   await using annStream = await subscribe(server, "ann");
@@ -189,6 +191,7 @@ function openEventSource(url: string, token: string) {
   const requests: { sent: string | null; lastReceived: string | null }[] = [];
   const cuts: AbortController[] = [];
   let opens = 0;
+  let connects = 0;
   let errors = 0;
   const source = new EventSource(url, {
     fetch: (input, init) => {
@@ -207,12 +210,15 @@ function openEventSource(url: string, token: string) {
   });
   source.addEventListener("alarm", (event) => received.push((event as MessageEvent).lastEventId));
   source.addEventListener("open", () => opens++);
+  source.addEventListener("connect", () => connects++);
   source.addEventListener("error", () => errors++);
   return {
     source,
     received,
     requests,
     opens: () => opens,
+    /** Connect events received: from the first on, every new alarm must arrive. */
+    connects: () => connects,
     errors: () => errors,
     /** Breaks the current connection as a network failure would (not a close by the app). */
     cut: () => cuts.at(-1)!.abort(new Error("connection reset")),
@@ -227,7 +233,7 @@ function assertReconnectsResumed(
 }
 
 Deno.test("EventSource reconnects after the server's stream timeout and receives every alarm once", async () => {
-  await using server = await startTestServer({ sseTimeoutMs: 300, heartbeatMs: 200, retryMs: 50 });
+  await using server = await startLiveServer({ sseTimeoutMs: 300, heartbeatMs: 200, retryMs: 50 });
   const publisher = await server.publisherToken();
   const es = openEventSource(server.url + SUBSCRIBE_PATH, await server.userToken("kim"));
   const created: Alarm[] = [];
@@ -243,7 +249,7 @@ Deno.test("EventSource reconnects after the server's stream timeout and receives
     });
   });
   try {
-    await waitUntil(() => es.opens() === 1, "EventSource is open");
+    await waitUntil(() => es.connects() === 1, "EventSource is connected");
     while (es.opens() < 4) {
       created.push(await createAlarm(server, publisher, "kim"));
       await delay(30);
@@ -265,19 +271,20 @@ Deno.test("EventSource reconnects after the server's stream timeout and receives
 });
 
 Deno.test("EventSource reconnects after its connection breaks and misses nothing", async () => {
-  await using server = await startTestServer({ retryMs: 50 });
+  await using server = await startLiveServer({ retryMs: 50 });
   const publisher = await server.publisherToken();
   const es = openEventSource(server.url + SUBSCRIBE_PATH, await server.userToken("kim"));
   const created: Alarm[] = [];
   let publishing = true;
-  const publish = (async () => {
-    while (publishing) {
-      created.push(await createAlarm(server, publisher, "kim"));
-      await delay(10);
-    }
-  })();
+  let publish = Promise.resolve();
   try {
-    await waitUntil(() => es.opens() === 1, "EventSource is open");
+    await waitUntil(() => es.connects() === 1, "EventSource is connected");
+    publish = (async () => {
+      while (publishing) {
+        created.push(await createAlarm(server, publisher, "kim"));
+        await delay(10);
+      }
+    })();
     for (let round = 1; round <= 3; round++) {
       const seen = es.received.length;
       await waitUntil(() => es.received.length >= seen + 5, "some alarms arrived");
@@ -305,11 +312,11 @@ Deno.test("EventSource reconnects after its connection breaks and misses nothing
 });
 
 Deno.test("an EventSource that keeps reading receives a burst larger than ALARMD_MAX_QUEUE_BYTES", async () => {
-  await using server = await startTestServer({ retryMs: 50, maxAlarmsPerUser: 5000 });
+  await using server = await startLiveServer({ retryMs: 50, maxAlarmsPerUser: 5000 });
   const publisher = await server.publisherToken();
   const es = openEventSource(server.url + SUBSCRIBE_PATH, await server.userToken("kim"));
   try {
-    await waitUntil(() => es.opens() === 1, "EventSource is open");
+    await waitUntil(() => es.connects() === 1, "EventSource is connected");
     // One batch of 500 x 4 KiB: about twice the default 1 MiB queue limit, in one go.
     const created = await createAlarms(server, publisher, "kim", 500, KIB4);
     const expected = created.map((a) => a.id);
@@ -331,7 +338,7 @@ Deno.test("an EventSource that keeps reading receives a burst larger than ALARMD
 });
 
 Deno.test("under churn each client gets every alarm created after it first connected exactly once, in id order", async () => {
-  await using server = await startTestServer({ retryMs: 10, maxAlarmsPerUser: 100_000 });
+  await using server = await startLiveServer({ retryMs: 10, maxAlarmsPerUser: 100_000 });
   const publisher = await server.publisherToken();
   const users = ["u0", "u1", "u2", "u3"];
   const tokens = new Map<string, string>();
@@ -412,19 +419,6 @@ Deno.test("under churn each client gets every alarm created after it first conne
   await waitUntil(() => server.server.connectionCount() === 0, "every stream is gone");
 });
 
-/** Fails instead of hanging when `promise` does not settle in time (a blocked publisher). */
-async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Creates 4 KiB alarms for `userId` until the server's socket to the client at `clientPort` stops
  * draining: its kernel send queue is non-empty and does not move while more alarms are published.
@@ -455,7 +449,7 @@ function openStreamsOf(logs: Record<string, unknown>[], userId: string): number 
 }
 
 Deno.test("a client that stops reading is dropped past ALARMD_MAX_QUEUE_BYTES; one that reads stays", async () => {
-  await using server = await startTestServer({ maxQueueBytes: 64 * 1024 });
+  await using server = await startLiveServer({ maxQueueBytes: 64 * 1024 });
   const publisher = await server.publisherToken();
   const stalled = await openStalledClient(server.server.port, await server.userToken("slow"));
   try {

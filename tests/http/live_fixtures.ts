@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { FakeClock } from "../helpers/fake_clock.ts";
 import type { SseStream } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
+import { startTestServer } from "../helpers/test_server.ts";
 
 export const SUBSCRIBE_PATH = "/api/v1/users/alarm/subscribe";
 
@@ -17,6 +18,31 @@ export interface Alarm {
   readonly data: Record<string, unknown>;
   readonly createdAt: string;
   readonly readAt: string | null;
+}
+
+/** Fails instead of hanging when `promise` does not settle in time. */
+export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * startTestServer whose close fails the test after 10 s instead of hanging the suite: the
+ * contract gives a shutdown 10 s.
+ */
+export async function startLiveServer(
+  ...args: Parameters<typeof startTestServer>
+): Promise<TestServer> {
+  const server = await startTestServer(...args);
+  const close = () => within(10_000, server.close(), "server shutdown");
+  return { ...server, close, [Symbol.asyncDispose]: close };
 }
 
 /** What a test needs of a server: the in-process one or a subprocess. */
@@ -53,13 +79,17 @@ export async function createAlarms(
   const out: Alarm[] = [];
   for (let done = 0; done < count; done += 500) {
     const n = Math.min(500, count - done);
-    const res = await fetch(`${server.url}/api/v1/alarms/batch`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${publisher}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        alarms: Array.from({ length: n }, () => ({ userId, type: "test", data })),
+    const res = await within(
+      30_000,
+      fetch(`${server.url}/api/v1/alarms/batch`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${publisher}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          alarms: Array.from({ length: n }, () => ({ userId, type: "test", data })),
+        }),
       }),
-    });
+      "POST /api/v1/alarms/batch",
+    );
     const body = await res.json();
     assert.equal(res.status, 201, JSON.stringify(body).slice(0, 300));
     out.push(...(body.items as Alarm[]));

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createFakeClock } from "../helpers/fake_clock.ts";
 import { openSse } from "../helpers/sse_client.ts";
-import { startTestServer } from "../helpers/test_server.ts";
+import type { TestServer } from "../helpers/test_server.ts";
+
 import {
   advance,
   afterConnect,
@@ -18,6 +19,7 @@ import {
   createAlarms,
   delay,
   readToEnd,
+  startLiveServer,
   SUBSCRIBE_PATH,
   ulidAt,
   userAction,
@@ -25,7 +27,7 @@ import {
 } from "./live_fixtures.ts";
 
 Deno.test("the stream answers 200 with text/event-stream, no-cache and X-Accel-Buffering: no", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   await using stream = await openSse(server.url + SUBSCRIBE_PATH, {
     token: await server.userToken("kim"),
   });
@@ -36,7 +38,7 @@ Deno.test("the stream answers 200 with text/event-stream, no-cache and X-Accel-B
 });
 
 Deno.test("the stream opens with retry: 3000, then the connect-complete event without an id line", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
   const [first, , last] = [
@@ -62,7 +64,7 @@ Deno.test("the stream opens with retry: 3000, then the connect-complete event wi
 });
 
 Deno.test("the retry line follows ALARMD_RETRY_MS and each connection has its own id", async () => {
-  await using server = await startTestServer({ retryMs: 1234 });
+  await using server = await startLiveServer({ retryMs: 1234 });
   const user = await server.userToken("kim");
   await using one = await openSse(server.url + SUBSCRIBE_PATH, { token: user });
   await using two = await openSse(server.url + SUBSCRIBE_PATH, { token: user });
@@ -81,7 +83,7 @@ Deno.test("the retry line follows ALARMD_RETRY_MS and each connection has its ow
 });
 
 Deno.test("replay after Last-Event-ID sends every newer alarm, oldest first, before live ones", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const stored = [];
   for (let i = 0; i < 5; i++) stored.push(await createAlarm(server, publisher, "kim", { n: i }));
@@ -104,7 +106,7 @@ Deno.test("replay after Last-Event-ID sends every newer alarm, oldest first, bef
 });
 
 Deno.test("replay honours the lastEventId query parameter like the header", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const stored = [];
   for (let i = 0; i < 4; i++) stored.push(await createAlarm(server, publisher, "kim"));
@@ -120,7 +122,7 @@ Deno.test("replay honours the lastEventId query parameter like the header", asyn
 });
 
 Deno.test("replay starts after a Last-Event-ID whose alarm has since been deleted", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
   const stored = [];
@@ -138,7 +140,7 @@ Deno.test("replay starts after a Last-Event-ID whose alarm has since been delete
 
 /** Connects with `lastEventId`, expects a reset, and checks that only a live alarm follows. */
 async function expectReset(
-  server: Awaited<ReturnType<typeof startTestServer>>,
+  server: TestServer,
   userId: string,
   lastEventId: string,
 ) {
@@ -160,7 +162,7 @@ async function expectReset(
 }
 
 Deno.test("a malformed Last-Event-ID replays nothing and the connect event says replay reset", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const stored = await createAlarm(server, publisher, "kim");
   await expectReset(server, "kim", "not-an-alarm-id");
@@ -169,7 +171,7 @@ Deno.test("a malformed Last-Event-ID replays nothing and the connect event says 
 });
 
 Deno.test("a Last-Event-ID from the future replays nothing and the connect event says replay reset", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   await createAlarm(server, publisher, "kim");
   await expectReset(server, "kim", ulidAt(Date.now() + 24 * 3_600_000));
@@ -178,7 +180,7 @@ Deno.test("a Last-Event-ID from the future replays nothing and the connect event
 });
 
 Deno.test("a Last-Event-ID older than the per-user cap keeps replays nothing and says reset", async () => {
-  await using server = await startTestServer({ maxAlarmsPerUser: 3 });
+  await using server = await startLiveServer({ maxAlarmsPerUser: 3 });
   const publisher = await server.publisherToken();
   const stored = [];
   for (let i = 0; i < 6; i++) stored.push(await createAlarm(server, publisher, "kim"));
@@ -203,7 +205,7 @@ Deno.test("a Last-Event-ID of alarms removed by retention replays nothing and sa
     const start = Date.now();
     const old = [];
     {
-      await using first = await startTestServer({ retentionDays: 1 }, {
+      await using first = await startLiveServer({ retentionDays: 1 }, {
         clock: createFakeClock(start),
         dir,
       });
@@ -214,7 +216,7 @@ Deno.test("a Last-Event-ID of alarms removed by retention replays nothing and sa
       );
     }
     // Two days later the same store starts again; its sweep removes both alarms.
-    await using later = await startTestServer({ retentionDays: 1 }, {
+    await using later = await startLiveServer({ retentionDays: 1 }, {
       clock: createFakeClock(start + 2 * 86_400_000),
       dir,
     });
@@ -229,7 +231,7 @@ Deno.test("a Last-Event-ID of alarms removed by retention replays nothing and sa
 });
 
 Deno.test("alarms created during a long replay arrive once each, in id order, after the replay", async () => {
-  await using server = await startTestServer({ maxAlarmsPerUser: 5000 });
+  await using server = await startLiveServer({ maxAlarmsPerUser: 5000 });
   const publisher = await server.publisherToken();
   const stored = await createAlarms(server, publisher, "kim", 1200, { pad: "x".repeat(200) });
 
@@ -248,7 +250,7 @@ Deno.test("alarms created during a long replay arrive once each, in id order, af
 });
 
 Deno.test("a replay larger than ALARMD_MAX_QUEUE_BYTES reaches a client that reads it", async () => {
-  await using server = await startTestServer({ maxAlarmsPerUser: 5000 });
+  await using server = await startLiveServer({ maxAlarmsPerUser: 5000 });
   const publisher = await server.publisherToken();
   // About 2.4 MiB of alarms against the default 1 MiB queue limit.
   const stored = await createAlarms(server, publisher, "kim", 600, { blob: "x".repeat(4096) });
@@ -275,7 +277,7 @@ Deno.test("a replay larger than ALARMD_MAX_QUEUE_BYTES reaches a client that rea
 
 Deno.test("a ': ping' comment arrives within ALARMD_HEARTBEAT_MS of silence", async () => {
   const clock = createFakeClock();
-  await using server = await startTestServer({ heartbeatMs: 1000 }, { clock });
+  await using server = await startLiveServer({ heartbeatMs: 1000 }, { clock });
   await using stream = await openSse(server.url + SUBSCRIBE_PATH, {
     token: await server.userToken("kim"),
   });
@@ -297,7 +299,7 @@ Deno.test("after ALARMD_SSE_TIMEOUT_MS the server ends the stream cleanly", asyn
   const clock = createFakeClock();
   // Fake time jumps while real writes take real time: no write may look stuck because of it.
   const noWriteTimeout = { writeTimeoutMs: 3_600_000 };
-  await using server = await startTestServer(
+  await using server = await startLiveServer(
     { sseTimeoutMs: 60_000, heartbeatMs: 15_000, ...noWriteTimeout },
     { clock },
   );
@@ -323,7 +325,7 @@ Deno.test("after ALARMD_SSE_TIMEOUT_MS the server ends the stream cleanly", asyn
 
 Deno.test("a stream ends when its token expires", async () => {
   const clock = createFakeClock();
-  await using server = await startTestServer({ writeTimeoutMs: 3_600_000 }, { clock });
+  await using server = await startLiveServer({ writeTimeoutMs: 3_600_000 }, { clock });
   const token = await server.userToken("kim", 90_000);
   const res = await fetch(server.url + SUBSCRIBE_PATH, {
     headers: { authorization: `Bearer ${token}` },
@@ -344,7 +346,7 @@ Deno.test("a stream ends when its token expires", async () => {
 });
 
 Deno.test("streams that clients abort leave no connection behind", async () => {
-  await using server = await startTestServer();
+  await using server = await startLiveServer();
   const streams = [];
   for (const userId of ["kim", "kim", "kim", "lee", "lee", "lee"]) {
     streams.push(
@@ -380,7 +382,7 @@ async function expectTooManyConnections(res: Response, status: number) {
 }
 
 Deno.test("over ALARMD_MAX_CONNECTIONS_PER_USER a new stream gets 429 too_many_connections", async () => {
-  await using server = await startTestServer({ maxConnectionsPerUser: 2 });
+  await using server = await startLiveServer({ maxConnectionsPerUser: 2 });
   const kim = await server.userToken("kim");
   await using one = await openSse(server.url + SUBSCRIBE_PATH, { token: kim });
   await using two = await openSse(server.url + SUBSCRIBE_PATH, { token: kim });
@@ -414,7 +416,7 @@ Deno.test("over ALARMD_MAX_CONNECTIONS_PER_USER a new stream gets 429 too_many_c
 });
 
 Deno.test("when many tabs open at once, exactly ALARMD_MAX_CONNECTIONS_PER_USER get a stream", async () => {
-  await using server = await startTestServer({ maxConnectionsPerUser: 3 });
+  await using server = await startLiveServer({ maxConnectionsPerUser: 3 });
   const kim = await server.userToken("kim");
   const responses = await Promise.all(
     Array.from(
@@ -433,7 +435,7 @@ Deno.test("when many tabs open at once, exactly ALARMD_MAX_CONNECTIONS_PER_USER 
 });
 
 Deno.test("over ALARMD_MAX_CONNECTIONS a new stream gets 503 too_many_connections", async () => {
-  await using server = await startTestServer({ maxConnections: 2 });
+  await using server = await startLiveServer({ maxConnections: 2 });
   await using kim = await openSse(server.url + SUBSCRIBE_PATH, {
     token: await server.userToken("kim"),
   });
