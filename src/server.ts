@@ -6,9 +6,9 @@ import { createLiveHub } from "./domain/live_hub.ts";
 import type { Clock } from "./domain/ports.ts";
 import { systemClock } from "./domain/ports.ts";
 import { createServer } from "node:http";
-import type { Hono } from "hono";
 import type { AlarmService } from "./domain/alarm_service.ts";
 import type { LiveHub } from "./domain/live_hub.ts";
+import type { AlarmdApp } from "./http/app.ts";
 import { createApp } from "./http/app.ts";
 import type { Authenticate } from "./http/auth.ts";
 import { createJwtAuthenticator } from "./http/auth.ts";
@@ -24,7 +24,7 @@ export const VERSION: string = denoJson.version;
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** How long in-flight requests get to finish on shutdown before their connections are cut. */
-const SHUTDOWN_GRACE_MS = 5_000;
+const SHUTDOWN_GRACE_MS = 2_000;
 
 export interface RunningServer {
   readonly url: string;
@@ -123,8 +123,8 @@ export async function startServer(
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
   });
-  const onUnexpectedError = (error: unknown) =>
-    logger.error("unexpected error", errorFields(error));
+  const onUnexpectedError = (error: unknown, requestId?: string) =>
+    logger.error("unexpected error", { requestId, ...errorFields(error) });
   const app = createApp({
     service,
     hub,
@@ -134,6 +134,7 @@ export async function startServer(
     version: VERSION,
     webAssets: await loadWebAssets(),
     onUnexpectedError,
+    logger,
   });
 
   let stopping: Promise<void> | null = null;
@@ -146,7 +147,7 @@ export async function startServer(
   const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS);
 
   const listener = config.transport === "node"
-    ? await listenNode(config, { app, hub, service, authenticate, onUnexpectedError })
+    ? await listenNode(config, { app, hub, service, authenticate, onUnexpectedError, logger })
     : await listenDeno(config, app);
   const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
@@ -185,7 +186,7 @@ interface Listener {
   stop(): Promise<void>;
 }
 
-async function listenDeno(config: Config, app: Hono): Promise<Listener> {
+async function listenDeno(config: Config, app: AlarmdApp): Promise<Listener> {
   const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({ port: config.port, hostname: config.host, onListen }, app.fetch);
   return { addr: await listening, finished: server.finished, stop: () => server.shutdown() };
@@ -194,11 +195,12 @@ async function listenDeno(config: Config, app: Hono): Promise<Listener> {
 async function listenNode(
   config: Config,
   deps: {
-    app: Hono;
+    app: AlarmdApp;
     hub: LiveHub;
     service: AlarmService;
     authenticate: Authenticate;
-    onUnexpectedError: (e: unknown) => void;
+    onUnexpectedError: (e: unknown, requestId?: string) => void;
+    logger: Logger;
   },
 ): Promise<Listener> {
   const server = createServer(createNodeListener(deps));

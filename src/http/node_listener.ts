@@ -1,24 +1,27 @@
 import { getRequestListener } from "@hono/node-server";
-import type { Hono } from "hono";
 import { parse as parseCookie } from "hono/utils/cookie";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AlarmService } from "../domain/alarm_service.ts";
 import { PayloadTooLargeError, UnauthorizedError } from "../domain/errors.ts";
 import type { LiveHub } from "../domain/live_hub.ts";
+import type { AlarmdApp } from "./app.ts";
 import { BODY_LIMITS } from "./alarm_routes.ts";
 import type { Authenticate, Principal } from "./auth.ts";
 import { assertScope, PUBLISH_SCOPE, tokenFrom } from "./auth.ts";
 import { createAlarmFromBody } from "./create_alarm.ts";
 import { errorBody, errorHeaders, toErrorShape } from "./errors.ts";
 import { createNodeSseSink } from "./node_sse_sink.ts";
+import type { Logger } from "../log.ts";
+import { logRequest, requestIdOf } from "./request_log.ts";
 import { prepareSubscription, SSE_HEADERS, SUBSCRIBE_PATH } from "./subscription.ts";
 
 export interface NodeListenerDeps {
-  readonly app: Hono;
+  readonly app: AlarmdApp;
   readonly hub: LiveHub;
   readonly service: AlarmService;
   readonly authenticate: Authenticate;
-  readonly onUnexpectedError?: (error: unknown) => void;
+  readonly onUnexpectedError?: (error: unknown, requestId?: string) => void;
+  readonly logger?: Logger;
 }
 
 /**
@@ -42,7 +45,9 @@ export function createNodeListener(
 
   function fail(res: ServerResponse, error: unknown, closeAfter = false) {
     const shape = toErrorShape(error);
-    if (shape.status === 500) deps.onUnexpectedError?.(error);
+    if (shape.status === 500) {
+      deps.onUnexpectedError?.(error, String(res.getHeader("X-Request-Id")));
+    }
     if (res.headersSent || res.destroyed) return;
     res.writeHead(shape.status, {
       "Content-Type": "application/json",
@@ -52,7 +57,12 @@ export function createNodeListener(
     res.end(JSON.stringify(errorBody(shape)));
   }
 
-  async function subscribe(req: IncomingMessage, res: ServerResponse, search: string) {
+  async function subscribe(
+    req: IncomingMessage,
+    res: ServerResponse,
+    search: string,
+    started: () => void,
+  ) {
     try {
       const query = Object.fromEntries(new URLSearchParams(search));
       const principal: Principal = await principalOf(req, query);
@@ -66,6 +76,7 @@ export function createNodeListener(
         return;
       }
       res.writeHead(200, SSE_HEADERS);
+      started();
       deps.hub.open(subscription.reservation, {
         sink: createNodeSseSink(res),
         lastEventId: subscription.lastEventId,
@@ -97,14 +108,46 @@ export function createNodeListener(
     }
   }
 
+  /** The Hono app sets its own request id; the native paths do the same here. */
+  /**
+   * Gives the request an id (as the Hono app does for its routes) and logs it when done: a
+   * refused stream or a create when its response finished, an accepted stream once its 200
+   * went out (the hub logs its end).
+   */
+  function tracked(req: IncomingMessage, res: ServerResponse, path: string) {
+    const header = req.headers["x-request-id"];
+    const requestId = requestIdOf(typeof header === "string" ? header : null);
+    res.setHeader("X-Request-Id", requestId);
+    const startedAt = performance.now();
+    const logger = deps.logger;
+    if (!logger) return () => {};
+    let logged = false;
+    const log = () => {
+      if (logged) return;
+      logged = true;
+      logRequest(logger, {
+        requestId,
+        method: req.method!,
+        path,
+        status: res.statusCode,
+        startedAt,
+      });
+    };
+    res.once("finish", log);
+    return log;
+  }
+
   return (req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
     const search = q === -1 ? "" : url.slice(q + 1);
-    if (req.method === "GET" && path === SUBSCRIBE_PATH) void subscribe(req, res, search);
-    else if (req.method === "POST" && path === "/api/v1/alarms") void create(req, res, search);
-    else void toHono(req, res);
+    if (req.method === "GET" && path === SUBSCRIBE_PATH) {
+      void subscribe(req, res, search, tracked(req, res, path));
+    } else if (req.method === "POST" && path === "/api/v1/alarms") {
+      tracked(req, res, path);
+      void create(req, res, search);
+    } else void toHono(req, res);
   };
 }
 

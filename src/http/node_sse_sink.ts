@@ -20,7 +20,12 @@ export function createNodeSseSink(res: ServerResponse): FrameSink {
     waiting = null;
     for (const callback of callbacks.splice(0)) callback();
   };
-  res.on("close", end);
+  res.on("close", () => {
+    end();
+    // The client is gone; without this the server keeps counting the response as in flight,
+    // and its shutdown waits for it.
+    if (!res.writableEnded) res.destroy();
+  });
   res.on("drain", () => {
     waiting?.();
     waiting = null;

@@ -136,3 +136,43 @@ Deno.test("docs and the inbox are served as HTML with a strict content security 
   assert.match(client.headers.get("content-type")!, /^text\/javascript/);
   assert.match(await client.text(), /export class AlarmdClient/);
 });
+
+Deno.test("every request gets an id, echoed and logged, and query tokens never reach the log", async () => {
+  await using server = await startTestServer();
+  const user = await server.userToken("kim");
+  const listed = await fetch(`${server.url}/api/v1/users/alarms?access_token=${user}`, {
+    headers: { "x-request-id": "req-42.a:b" },
+  });
+  assert.equal(listed.status, 200);
+  assert.equal(listed.headers.get("x-request-id"), "req-42.a:b");
+  await listed.body?.cancel();
+
+  const created = await server.fetch("/api/v1/alarms", {
+    method: "POST",
+    token: await server.publisherToken(),
+    json: { userId: "kim", type: "comment" },
+    headers: { "x-request-id": "bad id with spaces" },
+  });
+  assert.equal(created.status, 201);
+  const generated = created.headers.get("x-request-id")!;
+  assert.match(generated, /^[0-9a-f-]{36}$/);
+  await created.body?.cancel();
+
+  await using stream = await openSse(
+    `${server.url}/api/v1/users/alarm/subscribe?access_token=${user}`,
+  );
+  await stream.next();
+  await stream.close();
+
+  const requests = server.logs.filter((l) => l.msg === "request");
+  assert.ok(
+    requests.some((l) =>
+      l.requestId === "req-42.a:b" && l.path === "/api/v1/users/alarms" && l.status === 200
+    ),
+  );
+  assert.ok(requests.some((l) => l.requestId === generated && l.method === "POST"));
+  assert.ok(requests.some((l) => l.path === "/api/v1/users/alarm/subscribe" && l.status === 200));
+  const text = JSON.stringify(server.logs);
+  assert.ok(!text.includes(user), "a token reached the log");
+  assert.ok(!text.includes("access_token"), "a query string reached the log");
+});
