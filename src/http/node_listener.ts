@@ -34,7 +34,9 @@ export interface NodeListenerDeps {
 export function createNodeListener(
   deps: NodeListenerDeps,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const toHono = getRequestListener(deps.app.fetch);
+  // By default the adapter swaps the global Request/Response for its own classes, which breaks
+  // anything else in the process that needs the real ones (Deno.serve, fetch consumers).
+  const toHono = getRequestListener(deps.app.fetch, { overrideGlobalObjects: false });
 
   async function principalOf(req: IncomingMessage, query: Record<string, string>) {
     const cookie = req.headers.cookie ? parseCookie(req.headers.cookie, "alarmd_token") : {};
