@@ -158,6 +158,9 @@ async function startServer(opts: Options): Promise<Target> {
       ALARMD_JWT_SECRET: opts.secret,
       ALARMD_LOG_LEVEL: "warn",
       ALARMD_MAX_CONNECTIONS: "200000",
+      // Every bench stream comes from 127.0.0.1; a per-IP limit would measure itself.
+      ALARMD_RATE_CONNECT_PER_IP_PER_SECOND: "0",
+      ALARMD_RATE_PUBLISH_PER_SECOND: "0",
       ...opts.env,
     },
     stdin: "null",

@@ -29,6 +29,18 @@ export const configSchema = z.object({
   retentionDays: z.coerce.number().positive().max(3650).default(30),
   maxAlarmsPerUser: int(1, 100_000).default(1000),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Alarms per second per publisher (`sub`), burst twice that; 0 disables. */
+  ratePublishPerSecond: int(0, 1_000_000).default(10_000),
+  /** Requests per second per user on the user endpoints, burst twice that; 0 disables. */
+  rateUserPerSecond: int(0, 1_000_000).default(50),
+  /** Stream attempts per second per client IP, burst five times that; 0 disables. */
+  rateConnectPerIpPerSecond: int(0, 1_000_000).default(50),
+  /** Origins allowed to call the API from browsers: comma-separated, or `*`; empty for none. */
+  corsOrigins: z.string().default("").refine(
+    (v) =>
+      v === "" || v === "*" || v.split(",").every((o) => /^https?:\/\/[^/\s,]+$/.test(o.trim())),
+    "must be * or comma-separated origins like https://app.example.com",
+  ),
   /** How streams reach sockets: `node` (node:http, res.write) or `deno` (Deno.serve, streamSSE). */
   transport: z.enum(["node", "deno"]).default("node"),
 });

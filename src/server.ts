@@ -18,6 +18,9 @@ import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
 import { createMetrics } from "./metrics.ts";
+import { createRateLimiter } from "./domain/rate_limiter.ts";
+import type { Guards } from "./http/guards.ts";
+import { parseCorsOrigins } from "./http/guards.ts";
 import { UnavailableError } from "./domain/errors.ts";
 
 export const VERSION: string = denoJson.version;
@@ -125,7 +128,16 @@ export async function startServer(
   });
   const onUnexpectedError = (error: unknown, requestId?: string) =>
     logger.error("unexpected error", { requestId, ...errorFields(error) });
+  const limiter = (name: string, ratePerSecond: number, burstFactor: number) =>
+    createRateLimiter({ name, ratePerSecond, burst: ratePerSecond * burstFactor, clock });
+  const guards: Guards = {
+    publish: limiter("publish", config.ratePublishPerSecond, 2),
+    user: limiter("user", config.rateUserPerSecond, 2),
+    connect: limiter("connection attempt", config.rateConnectPerIpPerSecond, 5),
+    corsOrigins: parseCorsOrigins(config.corsOrigins),
+  };
   const app = createApp({
+    guards,
     service,
     hub,
     authenticate,
@@ -147,7 +159,15 @@ export async function startServer(
   const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS);
 
   const listener = config.transport === "node"
-    ? await listenNode(config, { app, hub, service, authenticate, onUnexpectedError, logger })
+    ? await listenNode(config, {
+      app,
+      hub,
+      service,
+      authenticate,
+      onUnexpectedError,
+      logger,
+      guards,
+    })
     : await listenDeno(config, app);
   const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
@@ -201,6 +221,7 @@ async function listenNode(
     authenticate: Authenticate;
     onUnexpectedError: (e: unknown, requestId?: string) => void;
     logger: Logger;
+    guards: Guards;
   },
 ): Promise<Listener> {
   const server = createServer(createNodeListener(deps));

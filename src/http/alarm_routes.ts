@@ -13,6 +13,8 @@ import {
   listQuerySchema,
 } from "./schemas.ts";
 import { validate } from "./validation.ts";
+import type { Guards } from "./guards.ts";
+import { createMiddleware } from "hono/factory";
 
 /** Bodies are capped before parsing: the largest valid alarm is ~8.5 KiB, a batch 500 of them. */
 export const BODY_LIMITS = {
@@ -29,10 +31,11 @@ const limitBody = (maxSize: number) =>
   });
 
 /** Publisher routes: a backend creates alarms for any user, with the publish scope. */
-export function alarmRoutes(service: AlarmService, authenticate: Authenticate) {
+export function alarmRoutes(service: AlarmService, authenticate: Authenticate, guards?: Guards) {
   return new Hono<AuthEnv>()
     .use(authenticated(authenticate), requireScope(PUBLISH_SCOPE))
     .post("/", limitBody(BODY_LIMITS.single), async (c) => {
+      guards?.publish.take(c.var.principal.userId);
       const { status, alarm } = await createAlarmFromBody(service, c.var.principal, {
         contentType: c.req.header("content-type"),
         idempotencyKey: c.req.header("idempotency-key"),
@@ -47,6 +50,7 @@ export function alarmRoutes(service: AlarmService, authenticate: Authenticate) {
       validate("json", batchSchema),
       async (c) => {
         const { alarms } = c.req.valid("json");
+        guards?.publish.take(c.var.principal.userId, alarms.length);
         const key = c.req.valid("header")["idempotency-key"];
         const { items, replayed } = await service.createBatch(
           c.var.principal.userId,
@@ -59,9 +63,17 @@ export function alarmRoutes(service: AlarmService, authenticate: Authenticate) {
 }
 
 /** A user's own alarms: the user is always the token's `sub`, never a parameter. */
-export function userAlarmRoutes(service: AlarmService, authenticate: Authenticate) {
+export function userAlarmRoutes(
+  service: AlarmService,
+  authenticate: Authenticate,
+  guards?: Guards,
+) {
   return new Hono<AuthEnv>()
     .use(authenticated(authenticate))
+    .use(createMiddleware<AuthEnv>(async (c, next) => {
+      guards?.user.take(c.var.principal.userId);
+      await next();
+    }))
     .get("/", validate("query", listQuerySchema), async (c) => {
       const { limit, cursor, unread } = c.req.valid("query");
       const page = await service.list(c.var.principal.userId, {

@@ -1,4 +1,8 @@
 import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
+import type { Guards } from "./guards.ts";
+import { allowedOrigin, CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS } from "./guards.ts";
 import type { AlarmService } from "../domain/alarm_service.ts";
 import type { LiveHub } from "../domain/live_hub.ts";
 import { alarmRoutes, userAlarmRoutes } from "./alarm_routes.ts";
@@ -30,16 +34,37 @@ export interface AppDeps {
   readonly onUnexpectedError?: (error: unknown, requestId?: string) => void;
   /** Request log lines (debug, or error for 5xx), each with its request id. */
   readonly logger?: Logger;
+  /** Rate limits and CORS; absent means none (tests of unrelated behaviour). */
+  readonly guards?: Guards;
 }
 
 /** The whole HTTP surface, built from injected dependencies; tests build it the same way. */
 export function createApp(deps: AppDeps): AlarmdApp {
   const app: AlarmdApp = new Hono<RequestEnv>();
   if (deps.logger) app.use(requestLog(deps.logger));
+  const guards = deps.guards;
+  app.use(secureHeaders({
+    // HTML pages set their own policy; API responses are JSON and need none.
+    contentSecurityPolicy: undefined,
+    crossOriginEmbedderPolicy: false,
+    crossOriginResourcePolicy: guards?.corsOrigins ? "cross-origin" : "same-origin",
+    strictTransportSecurity: false,
+    xFrameOptions: "DENY",
+  }));
+  if (guards?.corsOrigins) {
+    app.use(cors({
+      origin: (origin) => allowedOrigin(guards, origin),
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+      allowHeaders: CORS_ALLOW_HEADERS,
+      exposeHeaders: CORS_EXPOSE_HEADERS,
+      credentials: guards.corsOrigins !== "*",
+      maxAge: 600,
+    }));
+  }
   app.route("/", opsRoutes({ ready: deps.ready, version: deps.version, metrics: deps.metrics }));
-  app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate));
-  app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate));
-  app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate));
+  app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate, guards));
+  app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate, guards));
+  app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate, guards));
   if (deps.webAssets) app.route("/", webRoutes(deps.webAssets));
   app.notFound((c) =>
     errorResponse(c, { status: 404, code: "not_found", message: "no such endpoint" })

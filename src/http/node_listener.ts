@@ -13,6 +13,8 @@ import { errorBody, errorHeaders, toErrorShape } from "./errors.ts";
 import { createNodeSseSink } from "./node_sse_sink.ts";
 import type { Logger } from "../log.ts";
 import { logRequest, requestIdOf } from "./request_log.ts";
+import type { Guards } from "./guards.ts";
+import { BASE_SECURITY_HEADERS, corsHeaders } from "./guards.ts";
 import { prepareSubscription, SSE_HEADERS, SUBSCRIBE_PATH } from "./subscription.ts";
 
 export interface NodeListenerDeps {
@@ -22,6 +24,7 @@ export interface NodeListenerDeps {
   readonly authenticate: Authenticate;
   readonly onUnexpectedError?: (error: unknown, requestId?: string) => void;
   readonly logger?: Logger;
+  readonly guards?: Guards;
 }
 
 /**
@@ -66,6 +69,7 @@ export function createNodeListener(
     started: () => void,
   ) {
     try {
+      deps.guards?.connect.take(req.socket.remoteAddress ?? "unknown");
       const query = Object.fromEntries(new URLSearchParams(search));
       const principal: Principal = await principalOf(req, query);
       const lastEventId = req.headers["last-event-id"];
@@ -94,6 +98,7 @@ export function createNodeListener(
     try {
       const principal = await principalOf(req, Object.fromEntries(new URLSearchParams(search)));
       assertScope(principal, PUBLISH_SCOPE);
+      deps.guards?.publish.take(principal.userId);
       const body = await readBody(req, BODY_LIMITS.single);
       bodyRead = true;
       const key = req.headers["idempotency-key"];
@@ -120,6 +125,13 @@ export function createNodeListener(
     const header = req.headers["x-request-id"];
     const requestId = requestIdOf(typeof header === "string" ? header : null);
     res.setHeader("X-Request-Id", requestId);
+    for (const [name, value] of Object.entries(BASE_SECURITY_HEADERS)) res.setHeader(name, value);
+    if (deps.guards) {
+      const origin = req.headers.origin;
+      for (const [name, value] of Object.entries(corsHeaders(deps.guards, origin))) {
+        res.setHeader(name, value);
+      }
+    }
     const startedAt = performance.now();
     const logger = deps.logger;
     if (!logger) return () => {};

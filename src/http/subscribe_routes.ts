@@ -5,13 +5,28 @@ import type { Authenticate, AuthEnv } from "./auth.ts";
 import { authenticated } from "./auth.ts";
 import { createStreamSseSink } from "./stream_sse_sink.ts";
 import { prepareSubscription, SSE_HEADERS } from "./subscription.ts";
+import type { Guards } from "./guards.ts";
+import { createMiddleware } from "hono/factory";
+
+/** The client's address, as the Deno.serve and node:http adapters each report it. */
+function clientIp(env: unknown): string {
+  const e = env as {
+    remoteAddr?: { hostname?: string };
+    incoming?: { socket?: { remoteAddress?: string } };
+  } | undefined;
+  return e?.remoteAddr?.hostname ?? e?.incoming?.socket?.remoteAddress ?? "unknown";
+}
 
 /**
  * The live stream on Hono's `streamSSE`. The caps are checked before the 200 starts, so a
  * refused tab gets a JSON 429/503 (which also stops EventSource from retrying).
  */
-export function subscribeRoutes(hub: LiveHub, authenticate: Authenticate) {
+export function subscribeRoutes(hub: LiveHub, authenticate: Authenticate, guards?: Guards) {
   return new Hono<AuthEnv>()
+    .use(createMiddleware(async (c, next) => {
+      guards?.connect.take(clientIp(c.env));
+      await next();
+    }))
     .use(authenticated(authenticate))
     .get("/subscribe", (c) => {
       const { principal, reservation, lastEventId } = prepareSubscription(hub, c.var.principal, {

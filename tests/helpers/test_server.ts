@@ -38,6 +38,10 @@ export async function startTestServer(
     kvPath,
     jwtSecret: TEST_SECRET,
     logLevel: "debug",
+    // Rate limits are off unless a test is about them: other tests burst on purpose.
+    ratePublishPerSecond: 0,
+    rateUserPerSecond: 0,
+    rateConnectPerIpPerSecond: 0,
     ...overrides,
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,0 +1,55 @@
+import { LimitExceededError } from "./errors.ts";
+import type { Clock } from "./ports.ts";
+
+export interface RateLimiter {
+  /** Takes `cost` tokens for `key`, or throws LimitExceededError (429 rate_limited). */
+  take(key: string, cost?: number): void;
+}
+
+/**
+ * Token buckets per key: `ratePerSecond` refill, up to `burst`. A rate of 0 disables the
+ * limiter. Memory stays bounded: when the map grows past `maxKeys`, buckets that have refilled
+ * completely (idle keys, indistinguishable from new ones) are dropped.
+ */
+export function createRateLimiter(options: {
+  name: string;
+  ratePerSecond: number;
+  burst: number;
+  clock: Clock;
+  maxKeys?: number;
+}): RateLimiter {
+  const { ratePerSecond, burst, clock, name } = options;
+  const maxKeys = options.maxKeys ?? 100_000;
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  if (ratePerSecond <= 0) return { take() {} };
+
+  function prune(now: number) {
+    for (const [key, bucket] of buckets) {
+      if (bucket.tokens + ((now - bucket.at) / 1000) * ratePerSecond >= burst) buckets.delete(key);
+    }
+  }
+
+  return {
+    take(key, cost = 1) {
+      const now = clock.now();
+      let bucket = buckets.get(key);
+      if (!bucket) {
+        if (buckets.size >= maxKeys) prune(now);
+        bucket = { tokens: burst, at: now };
+        buckets.set(key, bucket);
+      }
+      bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * ratePerSecond);
+      bucket.at = now;
+      if (bucket.tokens < cost) {
+        const wait = Math.ceil((cost - bucket.tokens) / ratePerSecond);
+        throw new LimitExceededError(
+          `${name} rate limit of ${ratePerSecond}/s exceeded`,
+          "rate_limited",
+          "user",
+          Math.max(1, wait),
+        );
+      }
+      bucket.tokens -= cost;
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { openSse } from "../helpers/sse_client.ts";
+import { startTestServer } from "../helpers/test_server.ts";
+
+const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
+
+for (const transport of ["node", "deno"] as const) {
+  Deno.test(`[${transport}] a publisher over its rate gets 429 rate_limited with Retry-After; a batch costs its size`, async () => {
+    await using server = await startTestServer({ transport, ratePublishPerSecond: 2 });
+    const publisher = await server.publisherToken("noisy");
+    const create = () =>
+      server.fetch("/api/v1/alarms", {
+        method: "POST",
+        token: publisher,
+        json: { userId: "kim", type: "x" },
+      });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await create();
+      statuses.push(res.status);
+      if (res.status === 429) {
+        assert.ok(Number(res.headers.get("retry-after")) >= 1);
+        assert.equal((await res.json()).error.code, "rate_limited");
+      } else await res.body?.cancel();
+    }
+    assert.deepEqual(statuses, [201, 201, 201, 201, 429]);
+    // Another publisher has its own budget; the refused one stored nothing.
+    const other = await server.fetch("/api/v1/alarms/batch", {
+      method: "POST",
+      token: await server.publisherToken("calm"),
+      json: { alarms: Array.from({ length: 5 }, () => ({ userId: "kim", type: "x" })) },
+    });
+    assert.equal(other.status, 429, "a batch of 5 is over a burst of 4");
+    await other.body?.cancel();
+    const unread = await server.fetch("/api/v1/users/alarms/unread-count", {
+      token: await server.userToken("kim"),
+    });
+    assert.deepEqual(await unread.json(), { unread: 4 });
+  });
+
+  Deno.test(`[${transport}] stream attempts are limited per client address, before authentication`, async () => {
+    await using server = await startTestServer({ transport, rateConnectPerIpPerSecond: 1 });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(server.url + SUBSCRIBE);
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+  });
+
+  Deno.test(`[${transport}] CORS admits configured origins on every path, with security headers`, async () => {
+    await using server = await startTestServer({
+      transport,
+      corsOrigins: "https://app.example.com",
+    });
+    const preflight = await fetch(`${server.url}/api/v1/alarms`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, idempotency-key",
+      },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "https://app.example.com");
+    assert.match(preflight.headers.get("access-control-allow-headers")!, /Idempotency-Key/i);
+    await preflight.body?.cancel();
+
+    const user = await server.userToken("kim");
+    const origin = { origin: "https://app.example.com" };
+    const created = await server.fetch("/api/v1/alarms", {
+      method: "POST",
+      token: await server.publisherToken(),
+      json: { userId: "kim", type: "x" },
+      headers: origin,
+    });
+    const listed = await server.fetch("/api/v1/users/alarms", { token: user, headers: origin });
+    await using stream = await openSse(server.url + SUBSCRIBE, { token: user, headers: origin });
+    for (const res of [created, listed, stream.response]) {
+      assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example.com");
+      assert.equal(res.headers.get("access-control-allow-credentials"), "true");
+      assert.match(res.headers.get("access-control-expose-headers")!, /X-Request-Id/i);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+    }
+    await created.body?.cancel();
+    await listed.body?.cancel();
+
+    const stranger = await server.fetch("/api/v1/users/alarms", {
+      token: user,
+      headers: { origin: "https://evil.example" },
+    });
+    assert.equal(stranger.headers.get("access-control-allow-origin"), null);
+    await stranger.body?.cancel();
+  });
+}
+
+Deno.test("without ALARMD_CORS_ORIGINS no origin is allowed", async () => {
+  await using server = await startTestServer();
+  const res = await server.fetch("/api/v1/users/alarms", {
+    token: await server.userToken("kim"),
+    headers: { origin: "https://app.example.com" },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("access-control-allow-origin"), null);
+  await res.body?.cancel();
+});
