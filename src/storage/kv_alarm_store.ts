@@ -46,6 +46,8 @@ interface IdempotencyRecord {
 
 const EMPTY_HEAD: Head = { last: null, floor: null, total: 0, unread: 0 };
 
+const PROBE_VALUE = new Uint8Array(18 * 1024);
+
 /** Deno KV's limits per atomic commit, with headroom for what the estimate does not see. */
 const LIMITS = {
   checks: 100,
@@ -845,7 +847,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     },
 
     async ping() {
-      await read(() => kv.set(kvKeys.probe, clock.now()));
+      // As large as the largest single create (an 8 KiB alarm and its idempotency record): a
+      // nearly full disk still takes a tiny write, and readiness must mean alarms fit.
+      await read(() => kv.set(kvKeys.probe, PROBE_VALUE));
     },
 
     async close() {
