@@ -11,14 +11,8 @@ import { startTestServer } from "../helpers/test_server.ts";
 
 export const SUBSCRIBE_PATH = "/api/v1/users/alarm/subscribe";
 
-export interface Alarm {
-  readonly id: string;
-  readonly userId: string;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly createdAt: string;
-  readonly readAt: string | null;
-}
+import type { Alarm } from "../../src/domain/alarm.ts";
+export type { Alarm };
 
 /** Fails instead of hanging when `promise` does not settle in time. */
 export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
