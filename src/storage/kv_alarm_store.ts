@@ -140,6 +140,15 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   const HEAD_CACHE_MAX = 100_000;
   const queue: Unit[] = [];
   let running: Promise<void> | null = null;
+  /**
+   * Writer-epoch protocol (see kv_keys.ts). `epoch` is ["w"]'s versionstamp after this
+   * process's last commit (undefined before the first). While `exclusive`, commits check ["w"]
+   * only; a failed check means another process wrote, and per-user checks apply for a while.
+   */
+  let epoch: string | null | undefined = undefined;
+  let exclusive = false;
+  let sharedUntil = 0;
+  const SHARED_MODE_MS = 5_000;
   let closed = false;
 
   const expired = (alarm: Alarm) => isExpired(alarm, clock.now(), retentionMs);
@@ -299,11 +308,31 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
    * Plans and commits as many leading units as fit one atomic; returns the rest, in order.
    * Retries the whole plan when another process changed one of the users meanwhile.
    */
+  /** Whether this batch may rely on the writer epoch alone. */
+  async function exclusiveMode(): Promise<boolean> {
+    if (exclusive) return true;
+    if (performance.now() < sharedUntil) return false;
+    const current = (await kv.get(kvKeys.writerEpoch)).versionstamp;
+    if (epoch !== undefined && current !== epoch) {
+      // Someone else has written since our last commit: keep checking users one by one.
+      sharedUntil = performance.now() + SHARED_MODE_MS;
+      return false;
+    }
+    // Nobody else wrote since we last did (or this is our first write): the head cache may hold
+    // entries from shared mode, which were only checked when touched, so start it afresh.
+    epoch = current;
+    headCache.clear();
+    exclusive = true;
+    return true;
+  }
+
   async function commitBatch(units: Unit[]): Promise<Unit[]> {
     for (let attempt = 0;; attempt++) {
       let planned: Planned;
+      let fast: boolean;
       try {
-        planned = plan(units, await prefetch(units));
+        fast = await exclusiveMode();
+        planned = plan(units, await prefetch(units), fast ? epoch ?? null : undefined);
       } catch (error) {
         if (isBusy(error) && attempt < LIMITS.retriesOnConflict) {
           await backoff(attempt);
@@ -330,12 +359,19 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         return units.slice(included);
       }
       if (result.ok) {
+        epoch = result.versionstamp;
         options.onCommit?.(performance.now() - started, included);
         for (const [userId, head] of touched) cacheHead(userId, head, result.versionstamp);
         finish(effects, changes);
         return units.slice(included);
       }
       for (const userId of touched.keys()) headCache.delete(userId);
+      if (fast) {
+        // Another process wrote: every cached head may be stale.
+        exclusive = false;
+        sharedUntil = performance.now() + SHARED_MODE_MS;
+        headCache.clear();
+      }
       if (attempt >= LIMITS.retriesOnConflict) {
         failAll(units, new UnavailableError("storage is too contended, try again"));
         return [];
@@ -378,12 +414,23 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     changes: AlarmChange[];
   }
 
-  function plan(units: Unit[], data: Awaited<ReturnType<typeof prefetch>>): Planned {
+  /**
+   * `exclusiveEpoch` is the writer epoch to check when this process writes alone (undefined in
+   * shared mode, where each touched head and idempotency record is checked instead).
+   */
+  function plan(
+    units: Unit[],
+    data: Awaited<ReturnType<typeof prefetch>>,
+    exclusiveEpoch?: string | null,
+  ): Planned {
     const now = clock.now();
     const nowIso = new Date(now).toISOString();
     const { users, alarms } = data;
     const atomic = kv.atomic();
-    const budget = { checks: 0, mutations: 0, keyBytes: 0, totalBytes: 0 };
+    const shared = exclusiveEpoch === undefined;
+    // The epoch is set by every commit and checked in exclusive mode: reserve room for both.
+    const budget = { checks: shared ? 0 : 1, mutations: 1, keyBytes: 16, totalBytes: 96 };
+    if (!shared) atomic.check({ key: kvKeys.writerEpoch, versionstamp: exclusiveEpoch });
     const touched = new Map<string, Head>();
     const effects: (() => void)[] = [];
     const changes: AlarmChange[] = [];
@@ -405,7 +452,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       const newUser = !touched.has(userId);
       const headKey = kvKeys.head(userId);
       const all = newUser ? [...muts, set(headKey, null)] : muts;
-      const checks = (newUser ? 1 : 0) + (idemCheck && !checkedIdem.has(idemCheck[0]) ? 1 : 0);
+      const checks = shared
+        ? (newUser ? 1 : 0) + (idemCheck && !checkedIdem.has(idemCheck[0]) ? 1 : 0)
+        : 0;
       let keyBytes = 0;
       let totalBytes = 0;
       for (const m of all) {
@@ -426,8 +475,10 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       budget.mutations += all.length;
       budget.keyBytes += keyBytes;
       budget.totalBytes += totalBytes;
-      if (newUser) atomic.check({ key: headKey, versionstamp: users.get(userId)!.versionstamp });
-      if (idemCheck && !checkedIdem.has(idemCheck[0])) {
+      if (shared && newUser) {
+        atomic.check({ key: headKey, versionstamp: users.get(userId)!.versionstamp });
+      }
+      if (shared && idemCheck && !checkedIdem.has(idemCheck[0])) {
         checkedIdem.add(idemCheck[0]);
         atomic.check({ key: idemCheck[1], versionstamp: idemCheck[2] });
       }
@@ -668,7 +719,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     }
     return {
       included,
-      atomic: budget.mutations + budget.checks > 0 ? finalize(atomic, touched) : null,
+      atomic: budget.mutations > 1 ? finalize(atomic, touched) : null,
       touched,
       effects,
       changes,
@@ -677,6 +728,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
 
   function finalize(atomic: Deno.AtomicOperation, touched: Map<string, Head>) {
     for (const [userId, head] of touched) atomic.set(kvKeys.head(userId), head);
+    atomic.set(kvKeys.writerEpoch, 1);
     return atomic;
   }
 

@@ -10,10 +10,14 @@
  * | ["h", userId]                | HeadValue                | every change of the user      |
  * | ["i", scope, "one", key]     | idempotency record bytes | create with Idempotency-Key   |
  * | ["i", scope, "batch", key, n]| idempotency record bytes | batch with Idempotency-Key    |
- * | ["p"]                        | timestamp                | readiness probe               |
+ * | ["p"]                        | probe bytes              | readiness probe               |
+ * | ["w"]                        | 1 (writer epoch)         | every commit                  |
  *
  * ["h", userId] is the user's optimistic lock: every commit that changes a user's alarms sets
- * it and checks its versionstamp, so processes sharing one KV never interleave half-updates.
+ * it, so processes sharing one KV never interleave half-updates. ["w"] is set by every commit
+ * of every process: while a process is the only writer it checks ["w"] alone (one check per
+ * commit, however many users), and falls back to checking each user's head once it sees
+ * another writer.
  */
 export const kvKeys = {
   alarm: (userId: string, id: string): Deno.KvKey => ["a", userId, id],
@@ -26,6 +30,7 @@ export const kvKeys = {
   idempotency: (scope: string, key: string, index: number | null): Deno.KvKey =>
     index === null ? ["i", scope, "one", key] : ["i", scope, "batch", key, index],
   probe: ["p"] as Deno.KvKey,
+  writerEpoch: ["w"] as Deno.KvKey,
 };
 
 const encoder = new TextEncoder();

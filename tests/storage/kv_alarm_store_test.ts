@@ -484,3 +484,35 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     await shutdown([store], [kv], dir);
   }
 });
+
+Deno.test("KvAlarmStore: a writer alone notices another process's write through the epoch and keeps counters exact", async () => {
+  const { dir, path } = await tempKvPath();
+  const kvA = await Deno.openKv(path);
+  const kvB = await Deno.openKv(path);
+  const options = defaultOptions();
+  const a = createKvAlarmStore(kvA, options);
+  const b = createKvAlarmStore(kvB, options);
+  try {
+    // A writes alone and caches kim's head; B then changes kim behind A's back.
+    const [first] = await a.create([newItem("kim"), newItem("kim")]);
+    const [fromB] = await b.create([newItem("kim")]);
+    await b.markRead("kim", first.alarm.id);
+    // A's cached head for kim is stale now: its commit must notice and re-read.
+    const [third] = await a.create([newItem("kim")]);
+    await a.delete("kim", fromB.alarm.id);
+    assert.ok(third.alarm.id > fromB.alarm.id, "ids keep increasing in commit order");
+    const state = await a.userState("kim");
+    const page = await a.list("kim", { limit: 100 });
+    assert.equal(state.total, page.items.length);
+    assert.equal(state.unread, page.items.filter((x) => x.readAt === null).length);
+    assert.equal(state.total, 3);
+    assert.equal(state.unread, 2);
+    assert.equal(state.lastId, third.alarm.id);
+    // And B, which A has since written behind, sees the same truth.
+    const [fourth] = await b.create([newItem("kim")]);
+    assert.ok(fourth.alarm.id > third.alarm.id);
+    assert.equal((await b.userState("kim")).total, 4);
+  } finally {
+    await shutdown([a, b], [kvA, kvB], dir);
+  }
+});
