@@ -12,6 +12,8 @@ export const configSchema = z.object({
   port: int(0, 65535).default(8080),
   host: z.string().min(1).default("0.0.0.0"),
   kvPath: z.string().min(1).default("./alarmd.kv"),
+  /** Enables fan-out across processes and hosts through Redis pub/sub. */
+  redisUrl: z.string().regex(/^rediss?:\/\/.+/, "must be a redis:// or rediss:// URL").optional(),
   jwtSecret: z.string().refine(
     (s) => new TextEncoder().encode(s).byteLength >= 32,
     "must be at least 32 bytes (HS256 key); generate one with: openssl rand -base64 48",
@@ -105,6 +107,10 @@ export function loadConfig(
 
 /** The settings without secrets, for the start-up log line. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { jwtSecret, ...rest } = config;
-  return { ...rest, jwtSecret: jwtSecret ? "(set)" : undefined };
+  const { jwtSecret, redisUrl, ...rest } = config;
+  return {
+    ...rest,
+    jwtSecret: jwtSecret ? "(set)" : undefined,
+    redisUrl: redisUrl?.replace(/\/\/[^@/]*@/, "//***@"),
+  };
 }

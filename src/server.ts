@@ -1,5 +1,6 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { createMemoryBus } from "./broker/memory_bus.ts";
+import { createRedisBus } from "./broker/redis_bus.ts";
 import type { Config } from "./config.ts";
 import { createAlarmService } from "./domain/alarm_service.ts";
 import { createLiveHub } from "./domain/live_hub.ts";
@@ -72,9 +73,17 @@ export async function startServer(
   store.onChange((change) => {
     if (change.kind === "created") metrics.alarmsCreated.inc();
   });
-  const bus = createMemoryBus({
-    onError: (error) => logger.error("bus listener failed", errorFields(error)),
-  });
+  const onBusError = (error: unknown) => logger.error("bus error", errorFields(error));
+  const bus = config.redisUrl
+    ? createRedisBus({
+      url: config.redisUrl,
+      onError: onBusError,
+      onState: (state) =>
+        state === "connected"
+          ? logger.info("redis reconnected; streams catch up from KV")
+          : logger.warn("redis connection lost; fan-out to other instances paused"),
+    })
+    : createMemoryBus({ onError: onBusError });
   const service = createAlarmService({ store, bus });
   const hub = createLiveHub({
     store,
@@ -141,7 +150,10 @@ export async function startServer(
     service,
     hub,
     authenticate,
-    ready: () => stopping ? Promise.reject(new UnavailableError("shutting down")) : store.ping(),
+    ready: async () => {
+      if (stopping) throw new UnavailableError("shutting down");
+      await Promise.all([store.ping(), bus.ready()]);
+    },
     metrics: metrics.render,
     version: VERSION,
     webAssets: await loadWebAssets(),

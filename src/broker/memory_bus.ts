@@ -1,27 +1,20 @@
-import type { AlarmChange, LiveBus } from "../domain/ports.ts";
+import type { LiveBus } from "../domain/ports.ts";
+import { createLocalListeners } from "./local_listeners.ts";
 
 /**
- * The single-isolate bus: publish calls every subscriber synchronously, so a change reaches
- * local connection queues before the create that caused it answers.
+ * The single-instance bus: publish calls every subscriber synchronously, so a change reaches
+ * local connection queues before the create that caused it answers. Nothing can be missed, so
+ * it never reports a gap.
  */
 export function createMemoryBus(options: { onError?: (error: unknown) => void } = {}): LiveBus {
-  const listeners = new Set<(change: AlarmChange) => void>();
+  const local = createLocalListeners(options.onError);
   return {
-    publish(change) {
-      for (const listener of listeners) {
-        try {
-          listener(change);
-        } catch (error) {
-          options.onError?.(error);
-        }
-      }
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    publish: local.deliver,
+    subscribe: local.subscribe,
+    onGap: local.onGap,
+    ready: () => Promise.resolve(),
     close() {
-      listeners.clear();
+      local.clear();
       return Promise.resolve();
     },
   };

@@ -64,6 +64,7 @@ export class LiveConnection {
   #closeReason: CloseReason | null = null;
   /** A replay waiting for the queue to drain, so that history never trips the slow-client cap. */
   #roomWaiter: (() => void) | null = null;
+  #resyncPending = false;
   #done: () => void = () => {};
   /** Resolves when the stream has ended, for whatever reason. */
   readonly closed: Promise<void>;
@@ -154,6 +155,20 @@ export class LiveConnection {
     this.#sendAlarm(alarm, false);
   }
 
+  /**
+   * Catches up from the store: the bus may have dropped changes (a broker outage), and the
+   * store has every alarm. Alarms already sent are skipped by the cursor as always.
+   */
+  resync(): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "replaying") {
+      this.#resyncPending = true;
+      return;
+    }
+    this.#state = "replaying";
+    this.#replay(false).then(() => this.#goLive(), () => this.close("storage_unavailable"));
+  }
+
   /** Queues a heartbeat comment. */
   ping(): void {
     this.#enqueue(PING_FRAME);
@@ -198,6 +213,12 @@ export class LiveConnection {
 
   #goLive(): void {
     if (this.#state === "closed") return;
+    if (this.#resyncPending) {
+      // A gap was reported while this replay ran: read once more from where it got to.
+      this.#resyncPending = false;
+      this.#replay(false).then(() => this.#goLive(), () => this.close("storage_unavailable"));
+      return;
+    }
     this.#state = "live";
     const buffered = this.#buffer;
     this.#buffer = [];

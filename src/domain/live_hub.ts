@@ -77,6 +77,12 @@ export function createLiveHub(deps: {
     for (const connection of connections) connection.deliver(change);
   });
 
+  const unsubscribeGaps = bus.onGap(() => {
+    for (const connections of byUser.values()) {
+      for (const connection of connections) connection.resync();
+    }
+  });
+
   const tickMs = Math.max(5, Math.min(1000, Math.floor(config.heartbeatMs / 4)));
   const timer = clock.setInterval(tick, tickMs);
 
@@ -201,6 +207,7 @@ export function createLiveHub(deps: {
       closing = true;
       clock.clearInterval(timer);
       unsubscribe();
+      unsubscribeGaps();
       const all = [...byUser.values()].flatMap((set) => [...set]);
       for (const connection of all) connection.close("shutdown");
       await Promise.all(all.map((c) => c.closed));

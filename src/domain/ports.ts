@@ -120,10 +120,22 @@ export interface AlarmStore {
 
 /** Fan-out of committed changes to every instance's live connections. */
 export interface LiveBus {
-  /** Hands a change to every subscriber of every instance, in publish order per publisher. */
+  /**
+   * Hands a change to every subscriber of every instance, in publish order per publisher.
+   * Subscribers of this instance hear it synchronously, before `publish` returns; other
+   * instances hear it at most once, possibly never if the broker is down (the change is in
+   * storage, and `onGap` tells them to catch up).
+   */
   publish(change: AlarmChange): void;
   /** `listener` hears every change published on any instance, including this one. */
   subscribe(listener: (change: AlarmChange) => void): () => void;
+  /**
+   * `listener` is called when this instance may have missed changes from other instances (the
+   * broker connection dropped and came back); it should re-read what it delivers.
+   */
+  onGap(listener: () => void): () => void;
+  /** Resolves when the bus can fan out to other instances; rejects with UnavailableError. */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
