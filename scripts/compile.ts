@@ -8,6 +8,8 @@
  */
 export const COMPILE_FLAGS = [
   "--unstable-kv",
+  // --workers shares one port between isolates (reusePort).
+  "--unstable-net",
   // Serves HTTP and fetches JWKS keys.
   "--allow-net",
   // The KV file (its path is configuration, so it cannot be narrowed here) and web assets.
@@ -17,6 +19,9 @@ export const COMPILE_FLAGS = [
   "--allow-env",
   "--include",
   "web/",
+  // Spawned by `serve --workers N`: not reachable by static imports.
+  "--include",
+  "src/worker.ts",
   "--no-check",
 ];
 

@@ -43,6 +43,11 @@ export const configSchema = z.object({
       v === "" || v === "*" || v.split(",").every((o) => /^https?:\/\/[^/\s,]+$/.test(o.trim())),
     "must be * or comma-separated origins like https://app.example.com",
   ),
+  /**
+   * Isolates serving one port (`reusePort`), each a full alarmd on the same KV file, fanning out
+   * to each other over BroadcastChannel (or Redis when configured).
+   */
+  workers: int(1, 64).default(1),
   /** How streams reach sockets: `node` (node:http, res.write) or `deno` (Deno.serve, streamSSE). */
   transport: z.enum(["node", "deno"]).default("node"),
 });

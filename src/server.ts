@@ -1,6 +1,7 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { createMemoryBus } from "./broker/memory_bus.ts";
 import { createRedisBus } from "./broker/redis_bus.ts";
+import { createBroadcastBus } from "./broker/broadcast_bus.ts";
 import type { Config } from "./config.ts";
 import { createAlarmService } from "./domain/alarm_service.ts";
 import { createLiveHub } from "./domain/live_hub.ts";
@@ -45,10 +46,19 @@ export interface RunningServer {
  * The composition root: opens KV at the configured path (never a bare `Deno.openKv()`, which
  * is in-memory inside a compiled binary), builds the adapters and services, serves the app.
  */
+export interface StartOptions {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Which of `config.workers` isolates this is; 0 (the primary) also sweeps expired alarms. */
+  readonly worker?: number;
+}
+
 export async function startServer(
   config: Config,
-  options: { clock?: Clock; logger?: Logger } = {},
+  options: StartOptions = {},
 ): Promise<RunningServer> {
+  const worker = options.worker ?? 0;
+  const shared = config.workers > 1;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kv = await openKv(config.kvPath);
@@ -83,6 +93,8 @@ export async function startServer(
           ? logger.info("redis reconnected; streams catch up from KV")
           : logger.warn("redis connection lost; fan-out to other instances paused"),
     })
+    : shared
+    ? createBroadcastBus({ onError: onBusError })
     : createMemoryBus({ onError: onBusError });
   const service = createAlarmService({ store, bus });
   const hub = createLiveHub({
@@ -150,6 +162,7 @@ export async function startServer(
     service,
     hub,
     authenticate,
+    worker,
     ready: async () => {
       if (stopping) throw new UnavailableError("shutting down");
       await Promise.all([store.ping(), bus.ready()]);
@@ -167,8 +180,9 @@ export async function startServer(
       (n) => n > 0 && logger.info("expired alarms swept", { count: n }),
       (error) => logger.warn("sweep failed", errorFields(error)),
     );
-  void sweep();
-  const sweeper = setInterval(sweep, SWEEP_INTERVAL_MS);
+  // One sweeper per deployment host is enough: the primary isolate runs it.
+  if (worker === 0) void sweep();
+  const sweeper = worker === 0 ? setInterval(sweep, SWEEP_INTERVAL_MS) : undefined;
 
   const listener = config.transport === "node"
     ? await listenNode(config, {
@@ -181,6 +195,7 @@ export async function startServer(
       guards,
     })
     : await listenDeno(config, app);
+  // Workers share the primary's port; the kernel spreads connections over them.
   const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
@@ -196,7 +211,7 @@ export async function startServer(
       stopping ??= (async () => {
         // Readiness fails from here on, so a load balancer stops sending new clients.
         logger.info("shutting down", { connections: hub.connectionCount });
-        clearInterval(sweeper);
+        if (sweeper !== undefined) clearInterval(sweeper);
         // Streams first: clients reconnect elsewhere (with Last-Event-ID), and an HTTP server's
         // shutdown would otherwise wait for responses that never end.
         await hub.close();
@@ -220,7 +235,10 @@ interface Listener {
 
 async function listenDeno(config: Config, app: AlarmdApp): Promise<Listener> {
   const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({ port: config.port, hostname: config.host, onListen }, app.fetch);
+  const server = Deno.serve(
+    { port: config.port, hostname: config.host, reusePort: config.workers > 1, onListen },
+    app.fetch,
+  );
   return { addr: await listening, finished: server.finished, stop: () => server.shutdown() };
 }
 
@@ -242,7 +260,10 @@ async function listenNode(
   const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
+    server.listen(
+      { port: config.port, host: config.host, reusePort: config.workers > 1 },
+      () => resolve(),
+    );
   });
   const address = server.address();
   if (!address || typeof address === "string") throw new Error("node:http did not report a port");

@@ -1,6 +1,7 @@
 import type { Config } from "../config.ts";
 import { ConfigError, loadConfig } from "../config.ts";
 import { describeConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
 import { createLogger } from "../log.ts";
 import { startServer, VERSION } from "../server.ts";
 import { parseArgs, parseDuration, UsageError } from "./args.ts";
@@ -72,6 +73,8 @@ async function serve(io: CliIo, flags: Record<string, string>, dev: boolean): Pr
   const logger = createLogger(config.logLevel, (line) => io.stderr(line + "\n"));
   logger.info("starting", { config: describeConfig(config), dev });
   const server = await startServer(config, { logger });
+  // The primary took the port (0 means any): the other isolates share exactly that one.
+  const workers = await startWorkers({ ...config, port: server.port }, logger);
   if (devSecret) io.stdout(await devBanner(server.url, devSecret, config));
   const signal = await Promise.race([io.stopSignal, server.finished.then(() => null)]);
   if (signal) logger.info("stopping", { signal });
@@ -79,9 +82,40 @@ async function serve(io: CliIo, flags: Record<string, string>, dev: boolean): Pr
     logger.error("shutdown took over 9 s, exiting");
     Deno.exit(1);
   }, 9_000);
+  await Promise.all(workers.map((stop) => stop()));
   await server.shutdown();
   clearTimeout(forced);
   return 0;
+}
+
+/** Starts isolates 1..N-1 of `--workers N`; returns a stop function for each. */
+async function startWorkers(config: Config, logger: Logger): Promise<(() => Promise<void>)[]> {
+  const stops: (() => Promise<void>)[] = [];
+  for (let worker = 1; worker < config.workers; worker++) {
+    const isolate = new Worker(new URL("../worker.ts", import.meta.url), { type: "module" });
+    const reply = (kind: string) =>
+      new Promise<{ kind: string; error?: string }>((resolve) => {
+        const listener = (event: MessageEvent) => {
+          if (event.data.kind === kind || event.data.kind === "failed") {
+            isolate.removeEventListener("message", listener);
+            resolve(event.data);
+          }
+        };
+        isolate.addEventListener("message", listener);
+      });
+    const started = reply("started");
+    isolate.postMessage({ kind: "start", config, worker });
+    const outcome = await started;
+    if (outcome.kind === "failed") throw new Error(`worker ${worker} failed: ${outcome.error}`);
+    stops.push(async () => {
+      const stopped = reply("stopped");
+      isolate.postMessage({ kind: "stop" });
+      await stopped;
+      isolate.terminate();
+    });
+  }
+  if (config.workers > 1) logger.info("workers started", { workers: config.workers });
+  return stops;
 }
 
 async function token(io: CliIo, flags: Record<string, string>, publish: boolean) {

@@ -28,6 +28,8 @@ export interface AppDeps {
   /** Resolves when storage (and the bus, when remote) can serve; readiness probe. */
   readonly ready: () => Promise<void>;
   readonly version: string;
+  /** Which isolate answers (with `--workers`), shown by /healthz. */
+  readonly worker?: number;
   /** The inbox page and browser client by path ("/index.html" is served at "/"). */
   readonly webAssets?: ReadonlyMap<string, WebAsset>;
   /** Unexpected errors (the 500s) go here; the client only sees "internal error". */
@@ -61,7 +63,15 @@ export function createApp(deps: AppDeps): AlarmdApp {
       maxAge: 600,
     }));
   }
-  app.route("/", opsRoutes({ ready: deps.ready, version: deps.version, metrics: deps.metrics }));
+  app.route(
+    "/",
+    opsRoutes({
+      ready: deps.ready,
+      version: deps.version,
+      metrics: deps.metrics,
+      worker: deps.worker ?? 0,
+    }),
+  );
   app.route("/api/v1/alarms", alarmRoutes(deps.service, deps.authenticate, guards));
   app.route("/api/v1/users/alarms", userAlarmRoutes(deps.service, deps.authenticate, guards));
   app.route("/api/v1/users/alarm", subscribeRoutes(deps.hub, deps.authenticate, guards));

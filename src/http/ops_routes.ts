@@ -3,11 +3,14 @@ import { openApiDocument } from "./openapi.ts";
 
 /** Operational endpoints: no token, cheap, safe to poll. */
 export function opsRoutes(
-  deps: { ready: () => Promise<void>; version: string; metrics?: () => string },
+  deps: { ready: () => Promise<void>; version: string; metrics?: () => string; worker?: number },
 ) {
   const document = openApiDocument(deps.version);
   return new Hono()
-    .get("/healthz", (c) => c.json({ status: "ok", version: deps.version }))
+    .get(
+      "/healthz",
+      (c) => c.json({ status: "ok", version: deps.version, worker: deps.worker ?? 0 }),
+    )
     .get("/metrics", (c) => {
       if (!deps.metrics) return c.notFound();
       c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

@@ -20,6 +20,7 @@ export async function startProcess(
     args: options.command ? [...options.command.slice(1), ...args] : [
       "run",
       "--unstable-kv",
+      "--unstable-net",
       "-A",
       "main.ts",
       ...args,

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { mintToken } from "../../src/cli/token.ts";
+import { startProcess } from "../helpers/process.ts";
+import { openSse } from "../helpers/sse_client.ts";
+import { TEST_SECRET } from "../helpers/test_server.ts";
+
+Deno.test("serve --workers 2: both isolates serve one port, and every stream gets every alarm once, in order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "alarmd-workers-" });
+  try {
+    await using proc = await startProcess(["serve", "--workers", "2"], {
+      ALARMD_JWT_SECRET: TEST_SECRET,
+      ALARMD_HOST: "127.0.0.1",
+      ALARMD_KV_PATH: `${dir}/a.kv`,
+      ALARMD_LOG_LEVEL: "info",
+    });
+    let url = "";
+    for (let i = 0; i < 400 && !proc.stderr().includes('"workers started"'); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(proc.stderr())?.[1] ?? "";
+    assert.ok(url, proc.stderr());
+
+    // New connections are spread over the isolates by the kernel.
+    const seen = new Set<number>();
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      const res = await fetch(`${url}/healthz`, { headers: { connection: "close" } });
+      seen.add((await res.json()).worker);
+    }
+    assert.deepEqual([...seen].sort(), [0, 1], "both isolates answer");
+
+    const user = await mintToken({
+      secret: TEST_SECRET,
+      sub: "kim",
+      publish: false,
+      ttlMs: 60_000,
+    });
+    const publisher = await mintToken({
+      secret: TEST_SECRET,
+      sub: "app",
+      publish: true,
+      ttlMs: 60_000,
+    });
+    const streams = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () => openSse(`${url}/api/v1/users/alarm/subscribe`, { token: user }),
+      ),
+    );
+    try {
+      for (const s of streams) await s.next();
+      const ids: string[] = [];
+      for (let n = 0; n < 30; n++) {
+        const res = await fetch(`${url}/api/v1/alarms`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${publisher}`,
+            "content-type": "application/json",
+            connection: "close", // each create may land on either isolate
+          },
+          body: JSON.stringify({ userId: "kim", type: "w", data: { n } }),
+        });
+        assert.equal(res.status, 201);
+        ids.push((await res.json()).id);
+      }
+      for (const s of streams) {
+        const got = await s.waitFor((e) => e.event === "alarm", 30);
+        assert.deepEqual(got.map((e) => e.id), ids);
+      }
+    } finally {
+      for (const s of streams) await s.close();
+    }
+    assert.equal(await proc.stop("SIGTERM"), 0);
+    assert.equal(
+      proc.stderr().split('"msg":"alarmd stopped"').length - 1,
+      2,
+      "both isolates stopped",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
