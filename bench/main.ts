@@ -13,6 +13,8 @@
  *   deno task bench [--connections 10000] [--rate 5000] [--seconds 10] [--clients 2]
  *                   [--scenarios idle,targeted,fanout,replay,storm] [--url URL --secret S --pid P]
  *                   [--compare nchan]   same scenarios, same clients, against a local nginx+nchan
+ *                   [--instances N]   N alarmd processes on one KV file with a real Redis; clients
+ *                                     and publishers spread over them
  *                   [--server-env K=V,K=V]   extra ALARMD_* settings for the server under test
  */
 import { SignJWT } from "jose";
@@ -31,6 +33,7 @@ interface Options {
   secret: string;
   pid?: number;
   compare?: string;
+  instances: number;
   env: Record<string, string>;
 }
 
@@ -55,6 +58,7 @@ function parseOptions(args: string[]): Options {
     secret: get("secret") ?? crypto.randomUUID() + crypto.randomUUID(),
     pid: get("pid") ? Number(get("pid")) : undefined,
     compare: get("compare"),
+    instances: Number(get("instances") ?? 1),
     env,
   };
 }
@@ -145,8 +149,11 @@ async function token(secret: string, sub: string, publish = false) {
     .sign(new TextEncoder().encode(secret));
 }
 
-async function startServer(opts: Options): Promise<Target> {
-  const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-" });
+async function startServer(
+  opts: Options,
+  cluster?: { dir: string; redisUrl: string },
+): Promise<Target> {
+  const dir = cluster?.dir ?? await Deno.makeTempDir({ prefix: "alarmd-bench-" });
   const port = freePort();
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["task", "--quiet", "start"],
@@ -161,6 +168,7 @@ async function startServer(opts: Options): Promise<Target> {
       // Every bench stream comes from 127.0.0.1; a per-IP limit would measure itself.
       ALARMD_RATE_CONNECT_PER_IP_PER_SECOND: "0",
       ALARMD_RATE_PUBLISH_PER_SECOND: "0",
+      ...(cluster ? { ALARMD_REDIS_URL: cluster.redisUrl } : {}),
       ...opts.env,
     },
     stdin: "null",
@@ -191,6 +199,34 @@ async function startServer(opts: Options): Promise<Target> {
         // gone
       }
       await proc.status;
+      if (!cluster) await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** `--instances N`: N alarmd processes on one KV file, fanning out through a real Redis. */
+async function startCluster(opts: Options): Promise<Target> {
+  const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-cluster-" });
+  const redisPort = freePort();
+  const redis = new Deno.Command("redis-server", {
+    args: ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  await sleep(300);
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const servers: Target[] = [];
+  for (let i = 0; i < opts.instances; i++) servers.push(await startServer(opts, { dir, redisUrl }));
+  return {
+    name: `alarmd x${opts.instances}`,
+    mode: "alarmd",
+    url: servers[0].url,
+    urls: servers.map((s) => s.url),
+    pids: servers.flatMap((s) => s.pids),
+    async stop() {
+      for (const s of servers) await s.stop();
+      redis.kill("SIGTERM");
+      await redis.status;
       await Deno.remove(dir, { recursive: true });
     },
   };
@@ -236,6 +272,8 @@ interface Target {
   readonly name: string;
   readonly mode: "alarmd" | "nchan";
   readonly url: string;
+  /** Every instance's URL when there are several (clients and publishers are spread). */
+  readonly urls?: string[];
   /** Processes whose memory and CPU are the server's. */
   readonly pids: number[];
   stop(): Promise<void>;
@@ -324,7 +362,7 @@ function childrenOf(parent: number): number[] {
 }
 
 async function runScenarios(target: Target, opts: Options) {
-  const { port, hostname } = new URL(target.url);
+  const urls = target.urls ?? [target.url];
   const results: Record<string, Record<string, unknown>> = {};
   const clients: Rpc[] = [];
   const publisher = await token(opts.secret, "bench-publisher", true);
@@ -350,8 +388,8 @@ async function runScenarios(target: Target, opts: Options) {
       client.call({
         op: "open",
         mode: target.mode,
-        host: hostname,
-        port: Number(port),
+        host: new URL(urls[c % urls.length]).hostname,
+        port: Number(new URL(urls[c % urls.length]).port),
         secret: opts.secret,
         users: [c * per, Math.min(per, opts.connections - c * per)],
       })
@@ -379,12 +417,25 @@ async function runScenarios(target: Target, opts: Options) {
       await stats({ reset: true });
       const cpu0 = sumCpu(target.pids);
       const t0 = now();
-      const published = await pub({
-        op: "targeted",
-        rate: opts.rate,
-        seconds: opts.seconds,
-        users: opts.connections,
-      });
+      // One publisher per instance, the rate split between them, as a load balancer would.
+      const parts = await Promise.all(urls.map((url) =>
+        runPublisher({
+          op: "targeted",
+          url,
+          token: publisher,
+          mode: target.mode,
+          rate: opts.rate / urls.length,
+          seconds: opts.seconds,
+          users: opts.connections,
+        })
+      ));
+      const published = {
+        ok: parts.reduce((a, p) => a + p.ok, 0),
+        failed: parts.reduce((a, p) => a + p.failed, 0),
+        achievedRate: parts.reduce((a, p) => a + p.achievedRate, 0),
+        ackP50: Math.max(...parts.map((p) => p.ackP50 ?? 0)),
+        ackP99: Math.max(...parts.map((p) => p.ackP99 ?? 0)),
+      };
       const cpu = (sumCpu(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
       await sleep(1500);
       const merged = await stats({ reset: true, raw: true });
@@ -458,6 +509,8 @@ async function main() {
       pids: opts.pid ? [opts.pid] : [],
       stop: async () => {},
     }
+    : opts.instances > 1
+    ? await startCluster(opts)
     : await startServer(opts);
   try {
     runs.alarmd = await runScenarios(alarmd, opts);
