@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../../src/cli/token.ts";
 import type { AlarmdProcess } from "../helpers/process.ts";
-import { startProcess } from "../helpers/process.ts";
+import { startServeProcess } from "../helpers/process.ts";
 import { redisAvailable, startRedis } from "../helpers/redis.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { TEST_SECRET } from "../helpers/test_server.ts";
@@ -13,21 +13,8 @@ import { TEST_SECRET } from "../helpers/test_server.ts";
 const skip = await redisAvailable();
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
 
-async function instance(kvPath: string, redisUrl: string) {
-  const proc = await startProcess(["serve"], {
-    ALARMD_JWT_SECRET: TEST_SECRET,
-    ALARMD_HOST: "127.0.0.1",
-    ALARMD_KV_PATH: kvPath,
-    ALARMD_REDIS_URL: redisUrl,
-    ALARMD_LOG_LEVEL: "info",
-  });
-  let url = "";
-  for (let i = 0; i < 400 && !url; i++) {
-    url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(proc.stderr())?.[1] ?? "";
-    if (!url) await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.ok(url, proc.stderr());
-  return { proc, url };
+function instance(kvPath: string, redisUrl: string) {
+  return startServeProcess({ ALARMD_KV_PATH: kvPath, ALARMD_REDIS_URL: redisUrl });
 }
 
 async function create(url: string, publisher: string, n: number) {

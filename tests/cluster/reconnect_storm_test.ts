@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { mintToken } from "../../src/cli/token.ts";
-import { startProcess } from "../helpers/process.ts";
+import { startServeProcess } from "../helpers/process.ts";
 import { TEST_SECRET } from "../helpers/test_server.ts";
 
 const CLIENTS = 5000;
@@ -33,19 +33,13 @@ Deno.test(`a reconnect storm of ${CLIENTS} clients is served completely, nothing
     return JSON.parse(line);
   };
   try {
-    await using server = await startProcess(["serve"], {
-      ALARMD_JWT_SECRET: TEST_SECRET,
-      ALARMD_HOST: "127.0.0.1",
+    const started = await startServeProcess({
       ALARMD_KV_PATH: `${dir}/a.kv`,
-      ALARMD_LOG_LEVEL: "info",
       ALARMD_RATE_CONNECT_PER_IP_PER_SECOND: "0",
     });
-    let url = "";
-    for (let i = 0; i < 400 && !url; i++) {
-      url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(server.stderr())?.[1] ?? "";
-      if (!url) await new Promise((r) => setTimeout(r, 25));
-    }
-    assert.ok(url, server.stderr());
+    // Disposed (killed) when the test ends, whatever happens.
+    await using _server = started.proc;
+    const url = started.url;
     const { port } = new URL(url);
     const opened = await call({
       op: "open",

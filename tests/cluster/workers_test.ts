@@ -1,24 +1,15 @@
 import assert from "node:assert/strict";
 import { mintToken } from "../../src/cli/token.ts";
-import { startProcess } from "../helpers/process.ts";
+import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { TEST_SECRET } from "../helpers/test_server.ts";
 
 Deno.test("serve --workers 2: both isolates serve one port, and every stream gets every alarm once, in order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-workers-" });
   try {
-    await using proc = await startProcess(["serve", "--workers", "2"], {
-      ALARMD_JWT_SECRET: TEST_SECRET,
-      ALARMD_HOST: "127.0.0.1",
-      ALARMD_KV_PATH: `${dir}/a.kv`,
-      ALARMD_LOG_LEVEL: "info",
-    });
-    let url = "";
-    for (let i = 0; i < 400 && !proc.stderr().includes('"workers started"'); i++) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(proc.stderr())?.[1] ?? "";
-    assert.ok(url, proc.stderr());
+    const started = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` }, ["--workers", "2"]);
+    await using proc = started.proc;
+    const url = started.url;
 
     // New connections are spread over the isolates by the kernel.
     const seen = new Set<number>();

@@ -89,3 +89,29 @@ export async function startProcess(
     },
   };
 }
+
+/**
+ * `alarmd serve` as a real process with the test secret on 127.0.0.1 and info logs; resolves
+ * once it listens (and, with `--workers`, once every isolate has started).
+ */
+export async function startServeProcess(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<{ proc: AlarmdProcess; url: string }> {
+  const { TEST_SECRET } = await import("./test_server.ts");
+  const proc = await startProcess(["serve", ...args], {
+    ALARMD_JWT_SECRET: TEST_SECRET,
+    ALARMD_HOST: "127.0.0.1",
+    ALARMD_LOG_LEVEL: "info",
+    ...env,
+  });
+  const workers = args.includes("--workers");
+  for (let i = 0; i < 400; i++) {
+    const log = proc.stderr();
+    const url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(log)?.[1];
+    if (url && (!workers || log.includes('"msg":"workers started"'))) return { proc, url };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await proc.stop("SIGKILL");
+  throw new Error(`alarmd did not start: ${proc.stderr()}`);
+}

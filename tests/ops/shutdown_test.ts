@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startProcess } from "../helpers/process.ts";
+import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { TEST_SECRET } from "../helpers/test_server.ts";
 import { mintToken } from "../../src/cli/token.ts";
@@ -7,18 +7,9 @@ import { mintToken } from "../../src/cli/token.ts";
 Deno.test("SIGTERM ends every stream cleanly, finishes in-flight creates, closes KV, exits 0 within 10 s", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-shutdown-" });
   try {
-    await using proc = await startProcess(["serve"], {
-      ALARMD_JWT_SECRET: TEST_SECRET,
-      ALARMD_HOST: "127.0.0.1",
-      ALARMD_KV_PATH: `${dir}/a.kv`,
-      ALARMD_LOG_LEVEL: "info",
-    });
-    let url = "";
-    for (let i = 0; i < 400 && !url; i++) {
-      url = /"url":"(http:\/\/[^"]+)"/.exec(proc.stderr())?.[1] ?? "";
-      if (!url) await new Promise((r) => setTimeout(r, 25));
-    }
-    assert.ok(url, proc.stderr());
+    const server = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` });
+    await using proc = server.proc;
+    const url = server.url;
     const user = await mintToken({
       secret: TEST_SECRET,
       sub: "kim",
