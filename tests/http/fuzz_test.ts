@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { startTestServer } from "../helpers/test_server.ts";
 
-const RUNS = 1500;
+const RUNS = 3000;
 
 const hostileString = fc.oneof(
   fc.string({ maxLength: 40 }),
