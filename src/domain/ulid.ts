@@ -13,13 +13,6 @@ export function isUlid(value: string): boolean {
   return ULID_PATTERN.test(value);
 }
 
-/** Milliseconds since the epoch encoded in a ULID's first ten characters. */
-export function ulidTime(id: string): number {
-  let time = 0;
-  for (let i = 0; i < 10; i++) time = time * 32 + ALPHABET.indexOf(id[i]);
-  return time;
-}
-
 /** The smallest ULID of a millisecond: every id created at or after `ms` sorts at or above it. */
 export function ulidFloorOf(ms: number): string {
   return encodeTime(ms) + "0".repeat(16);

@@ -3,12 +3,11 @@
  * Real processes, a real redis-server on a random loopback port.
  */
 import assert from "node:assert/strict";
-import { mintToken } from "../../src/cli/token.ts";
 import type { AlarmdProcess } from "../helpers/process.ts";
 import { startServeProcess } from "../helpers/process.ts";
 import { redisAvailable, startRedis } from "../helpers/redis.ts";
 import { openSse } from "../helpers/sse_client.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
+import { publisherToken, userToken } from "../helpers/test_server.ts";
 
 const skip = await redisAvailable();
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
@@ -38,19 +37,9 @@ Deno.test({
     try {
       const a = await instance(`${dir}/shared.kv`, redis.url);
       const b = await instance(`${dir}/shared.kv`, redis.url);
-      procs.push(a.proc, b.proc);
-      const user = await mintToken({
-        secret: TEST_SECRET,
-        sub: "kim",
-        publish: false,
-        ttlMs: 600_000,
-      });
-      const publisher = await mintToken({
-        secret: TEST_SECRET,
-        sub: "app",
-        publish: true,
-        ttlMs: 600_000,
-      });
+      procs.push(a, b);
+      const user = await userToken("kim");
+      const publisher = await publisherToken("app");
       await using onB = await openSse(b.url + SUBSCRIBE, { token: user });
       await using onA = await openSse(a.url + SUBSCRIBE, { token: user });
       await onB.next();
@@ -84,7 +73,7 @@ Deno.test({
       // 3. Instance A crashes: its client reconnects to B with Last-Event-ID and replays what
       // was created meanwhile; B's own stream carries on.
       const lastSeen = onANow.at(-1)!.id!;
-      await a.proc.stop("SIGKILL");
+      await a.stop("SIGKILL");
       await onA.close();
       const afterCrash = [await create(b.url, publisher, 200), await create(b.url, publisher, 201)];
       await using moved = await openSse(b.url + SUBSCRIBE, { token: user, lastEventId: lastSeen });
@@ -92,7 +81,7 @@ Deno.test({
       assert.deepEqual(replayed.map((e) => e.id), afterCrash);
       const onBFinal = await onB.waitFor((e) => e.event === "alarm", 72);
       assert.deepEqual(onBFinal.map((e) => e.id), [...all, ...afterCrash]);
-      assert.ok(b.proc.stderr().includes("redis reconnected"), "B logged the outage's end");
+      assert.ok(b.stderr().includes("redis reconnected"), "B logged the outage's end");
     } finally {
       for (const p of procs) await p.stop("SIGTERM");
       await Deno.remove(dir, { recursive: true });

@@ -4,9 +4,8 @@
  * its missed alarm exactly once. The streams are held by the bench's raw-socket client process.
  */
 import assert from "node:assert/strict";
-import { mintToken } from "../../src/cli/token.ts";
 import { startServeProcess } from "../helpers/process.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
+import { publisherToken, TEST_SECRET } from "../helpers/test_server.ts";
 
 const CLIENTS = 5000;
 
@@ -33,12 +32,11 @@ Deno.test(`a reconnect storm of ${CLIENTS} clients is served completely, nothing
     return JSON.parse(line);
   };
   try {
-    const started = await startServeProcess({
+    // Disposed (killed) when the test ends, whatever happens.
+    await using started = await startServeProcess({
       ALARMD_KV_PATH: `${dir}/a.kv`,
       ALARMD_RATE_CONNECT_PER_IP_PER_SECOND: "0",
     });
-    // Disposed (killed) when the test ends, whatever happens.
-    await using _server = started.proc;
     const url = started.url;
     const { port } = new URL(url);
     const opened = await call({
@@ -50,12 +48,7 @@ Deno.test(`a reconnect storm of ${CLIENTS} clients is served completely, nothing
       users: [0, CLIENTS],
     });
     assert.equal(opened.failed, 0);
-    const publisher = await mintToken({
-      secret: TEST_SECRET,
-      sub: "app",
-      publish: true,
-      ttlMs: 60_000,
-    });
+    const publisher = await publisherToken("app");
     const alarmEach = async (type: string) => {
       for (let from = 0; from < CLIENTS; from += 500) {
         const res = await fetch(`${url}/api/v1/alarms/batch`, {

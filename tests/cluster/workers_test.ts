@@ -1,15 +1,16 @@
 import assert from "node:assert/strict";
-import { mintToken } from "../../src/cli/token.ts";
 import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
+import { publisherToken, userToken } from "../helpers/test_server.ts";
 
 Deno.test("serve --workers 2: both isolates serve one port, and every stream gets every alarm once, in order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-workers-" });
   try {
-    const started = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` }, ["--workers", "2"]);
-    await using proc = started.proc;
-    const url = started.url;
+    await using proc = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` }, [
+      "--workers",
+      "2",
+    ]);
+    const url = proc.url;
 
     // New connections are spread over the isolates by the kernel.
     const seen = new Set<number>();
@@ -19,18 +20,8 @@ Deno.test("serve --workers 2: both isolates serve one port, and every stream get
     }
     assert.deepEqual([...seen].sort(), [0, 1], "both isolates answer");
 
-    const user = await mintToken({
-      secret: TEST_SECRET,
-      sub: "kim",
-      publish: false,
-      ttlMs: 60_000,
-    });
-    const publisher = await mintToken({
-      secret: TEST_SECRET,
-      sub: "app",
-      publish: true,
-      ttlMs: 60_000,
-    });
+    const user = await userToken("kim");
+    const publisher = await publisherToken("app");
     const streams = await Promise.all(
       Array.from(
         { length: 10 },

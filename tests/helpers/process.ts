@@ -90,28 +90,53 @@ export async function startProcess(
   };
 }
 
+export interface ServeProcess extends AlarmdProcess {
+  readonly url: string;
+  readonly port: number;
+  /** The JSON log lines written to stderr so far. */
+  logs(): Record<string, unknown>[];
+}
+
 /**
  * `alarmd serve` as a real process with the test secret on 127.0.0.1 and info logs; resolves
- * once it listens (and, with `--workers`, once every isolate has started).
+ * once it listens (and, with `--workers`, once every isolate has started). Without an
+ * ALARMD_KV_PATH it gets a fresh KV file in a temp directory, removed when it stops.
  */
 export async function startServeProcess(
   env: Record<string, string>,
   args: string[] = [],
-): Promise<{ proc: AlarmdProcess; url: string }> {
+): Promise<ServeProcess> {
   const { TEST_SECRET } = await import("./test_server.ts");
+  const ownDir = env.ALARMD_KV_PATH ? null : await Deno.makeTempDir({ prefix: "alarmd-process-" });
   const proc = await startProcess(["serve", ...args], {
     ALARMD_JWT_SECRET: TEST_SECRET,
     ALARMD_HOST: "127.0.0.1",
     ALARMD_LOG_LEVEL: "info",
+    ...(ownDir ? { ALARMD_KV_PATH: `${ownDir}/alarmd.kv` } : {}),
     ...env,
   });
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    const code = await proc.stop(signal);
+    if (ownDir) await Deno.remove(ownDir, { recursive: true }).catch(() => {});
+    return code;
+  };
   const workers = args.includes("--workers");
   for (let i = 0; i < 400; i++) {
     const log = proc.stderr();
     const url = /"msg":"alarmd listening","url":"(http:\/\/[^"]+)"/.exec(log)?.[1];
-    if (url && (!workers || log.includes('"msg":"workers started"'))) return { proc, url };
+    if (url && (!workers || log.includes('"msg":"workers started"'))) {
+      return {
+        ...proc,
+        url,
+        port: Number(new URL(url).port),
+        logs: () =>
+          proc.stderr().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)),
+        stop,
+        [Symbol.asyncDispose]: async () => void await stop("SIGKILL"),
+      };
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
-  await proc.stop("SIGKILL");
+  await stop("SIGKILL");
   throw new Error(`alarmd did not start: ${proc.stderr()}`);
 }

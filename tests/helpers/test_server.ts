@@ -11,6 +11,16 @@ import { startServer } from "../../src/server.ts";
 
 export const TEST_SECRET = "test-secret-that-is-long-enough-for-hs256!!";
 
+/** A user token signed with TEST_SECRET. */
+export function userToken(sub: string, ttlMs = 3_600_000): Promise<string> {
+  return mintToken({ secret: TEST_SECRET, sub, publish: false, ttlMs });
+}
+
+/** A token with the alarms:publish scope, signed with TEST_SECRET. */
+export function publisherToken(sub = "backend"): Promise<string> {
+  return mintToken({ secret: TEST_SECRET, sub, publish: true, ttlMs: 3_600_000 });
+}
+
 export interface TestServer extends AsyncDisposable {
   readonly url: string;
   readonly config: Config;
@@ -66,10 +76,8 @@ export async function startTestServer(
     dir,
     server,
     logs,
-    userToken: (sub, ttlMs = 3_600_000) =>
-      mintToken({ secret: TEST_SECRET, sub, publish: false, ttlMs }),
-    publisherToken: (sub = "backend") =>
-      mintToken({ secret: TEST_SECRET, sub, publish: true, ttlMs: 3_600_000 }),
+    userToken,
+    publisherToken,
     fetch(path, init = {}) {
       const { token, json, ...rest } = init;
       const headers = new Headers(rest.headers);

@@ -8,8 +8,7 @@ import { EventSource } from "eventsource";
 import { openSse } from "../helpers/sse_client.ts";
 import type { SseStream } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
-import { mintToken } from "../../src/cli/token.ts";
+import { publisherToken, userToken } from "../helpers/test_server.ts";
 import type { Alarm, ServerHandle } from "./live_fixtures.ts";
 import {
   afterConnect,
@@ -32,7 +31,7 @@ import {
   waitUntil,
   within,
 } from "./live_fixtures.ts";
-import { startServerProcess } from "./server_process.ts";
+import { startServeProcess } from "../helpers/process.ts";
 
 const KIB4 = { blob: "x".repeat(4096) };
 
@@ -480,9 +479,8 @@ Deno.test("a client that stops reading is dropped past ALARMD_MAX_QUEUE_BYTES; o
 Deno.test("a client that never reads costs the server bounded memory, not what was published", async () => {
   // Publishing goes in batches of 500 x 4 KiB (2 MiB), under the queue limit: the stream is
   // dropped because its client does not read, not because one burst was too large.
-  await using alarmd = await startServerProcess({ ALARMD_MAX_QUEUE_BYTES: String(4 << 20) });
-  const token = (sub: string, publish: boolean) =>
-    mintToken({ secret: TEST_SECRET, sub, publish, ttlMs: 3_600_000 });
+  await using alarmd = await startServeProcess({ ALARMD_MAX_QUEUE_BYTES: String(4 << 20) });
+  const token = (sub: string, publish: boolean) => publish ? publisherToken(sub) : userToken(sub);
   const publisher = await token("backend", true);
   const volume = 96 << 20;
   const count = Math.ceil(volume / 4096);
@@ -518,13 +516,12 @@ Deno.test("a client that never reads costs the server bounded memory, not what w
 
 Deno.test("a stalled tab does not slow down publishing to its user", async () => {
   // A server process of its own, so that the clients' work does not count as the server's.
-  await using alarmd = await startServerProcess({
+  await using alarmd = await startServeProcess({
     ALARMD_MAX_QUEUE_BYTES: String(1 << 30),
     ALARMD_WRITE_TIMEOUT_MS: "3600000",
     ALARMD_MAX_ALARMS_PER_USER: "100000",
   });
-  const token = (sub: string, publish = false) =>
-    mintToken({ secret: TEST_SECRET, sub, publish, ttlMs: 3_600_000 });
+  const token = (sub: string, publish = false) => publish ? publisherToken(sub) : userToken(sub);
   const publisher = await token("backend", true);
   const busyUser = await token("busy");
   const stalled = await openStalledClient(alarmd.port, busyUser);

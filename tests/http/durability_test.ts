@@ -3,8 +3,8 @@
  * stored survives a clean restart and a `kill -9` of a real alarmd process.
  */
 import assert from "node:assert/strict";
-import { startTestServer, TEST_SECRET } from "../helpers/test_server.ts";
-import { mintToken } from "../../src/cli/token.ts";
+import { startServeProcess } from "../helpers/process.ts";
+import { publisherToken, startTestServer } from "../helpers/test_server.ts";
 import type { AlarmJson } from "./api_client.ts";
 import {
   create,
@@ -17,8 +17,6 @@ import {
   remove,
   unreadCount,
 } from "./api_client.ts";
-
-const ROOT = new URL("../../", import.meta.url);
 
 Deno.test("alarms, read state, deletions and idempotency keys survive a restart on the same KV file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-restart-" });
@@ -74,63 +72,16 @@ Deno.test("alarms, read state, deletions and idempotency keys survive a restart 
   }
 });
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function waitForHealthy(url: string, exited: () => boolean, stderr: () => string) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (exited()) throw new Error(`alarmd exited before it was healthy:\n${stderr()}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      await res.body?.cancel();
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`alarmd did not become healthy:\n${stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 Deno.test("after kill -9 mid-burst every alarm answered 201 is stored and the unread count matches", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-kill-" });
   const kvPath = `${dir}/alarmd.kv`;
-  const port = freePort();
-  const url = `http://127.0.0.1:${port}`;
   const USERS = ["u0", "u1", "u2", "u3", "u4", "u5"];
   const TOTAL = 3000;
   const IN_FLIGHT = 64;
   const KILL_AFTER = 1500;
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "serve"],
-    cwd: ROOT,
-    env: {
-      NO_COLOR: "1",
-      ALARMD_JWT_SECRET: TEST_SECRET,
-      ALARMD_PORT: String(port),
-      ALARMD_HOST: "127.0.0.1",
-      ALARMD_KV_PATH: kvPath,
-      ALARMD_LOG_LEVEL: "error",
-    },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const stderrDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const alarmd = await startServeProcess({ ALARMD_KV_PATH: kvPath });
+  const url = alarmd.url;
 
   const acked = new Map<string, AlarmJson>();
   const unexpected: string[] = [];
@@ -138,19 +89,13 @@ Deno.test("after kill -9 mid-burst every alarm answered 201 is stored and the un
   let failedAfterKill = 0;
   let killed = false;
   try {
-    await waitForHealthy(url, () => exited, () => stderr);
-    const publisher = await mintToken({
-      secret: TEST_SECRET,
-      sub: "burst",
-      publish: true,
-      ttlMs: 600_000,
-    });
+    const publisher = await publisherToken("burst");
 
     let next = 0;
     const kill = () => {
       if (killed) return;
       killed = true;
-      child.kill("SIGKILL");
+      void alarmd.stop("SIGKILL");
     };
     const worker = async () => {
       while (!killed && next < TOTAL) {
@@ -178,9 +123,7 @@ Deno.test("after kill -9 mid-burst every alarm answered 201 is stored and the un
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
   } finally {
-    if (!exited) child.kill("SIGKILL");
-    await status;
-    await stderrDone;
+    await alarmd.stop("SIGKILL");
   }
   console.log(
     `kill -9 after ${acked.size} acknowledged creates ` +
@@ -190,7 +133,7 @@ Deno.test("after kill -9 mid-burst every alarm answered 201 is stored and the un
     assert.ok(killed, "the burst finished before the kill");
     assert.deepEqual(unexpected, [], "only 201s were answered before the kill");
     assert.ok(acked.size >= KILL_AFTER && attempted < TOTAL, "the kill was not mid-burst");
-    assert.equal((await status).signal, "SIGKILL");
+    assert.equal((await alarmd.status).signal, "SIGKILL");
 
     await using server = await startTestServer({}, { dir });
     let stored = 0;

@@ -1,27 +1,15 @@
 import assert from "node:assert/strict";
 import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
-import { mintToken } from "../../src/cli/token.ts";
+import { publisherToken, userToken } from "../helpers/test_server.ts";
 
 Deno.test("SIGTERM ends every stream cleanly, finishes in-flight creates, closes KV, exits 0 within 10 s", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-shutdown-" });
   try {
-    const server = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` });
-    await using proc = server.proc;
-    const url = server.url;
-    const user = await mintToken({
-      secret: TEST_SECRET,
-      sub: "kim",
-      publish: false,
-      ttlMs: 60_000,
-    });
-    const publisher = await mintToken({
-      secret: TEST_SECRET,
-      sub: "b",
-      publish: true,
-      ttlMs: 60_000,
-    });
+    await using proc = await startServeProcess({ ALARMD_KV_PATH: `${dir}/a.kv` });
+    const url = proc.url;
+    const user = await userToken("kim");
+    const publisher = await publisherToken("b");
     const streams = await Promise.all(
       [1, 2, 3].map(() => openSse(`${url}/api/v1/users/alarm/subscribe`, { token: user })),
     );
