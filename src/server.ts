@@ -62,9 +62,9 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kv = await openKv(config.kvPath);
-  let connectionCount = () => 0;
   const metrics = createMetrics({
-    connections: () => connectionCount(),
+    // Rendered only once serving, when `hub` below exists.
+    connections: () => hub.connectionCount,
     memory: () => Deno.memoryUsage(),
   });
   const store = createKvAlarmStore(kv, {
@@ -140,7 +140,6 @@ export async function startServer(
       refused: (scope) => metrics.connectionsRefused.inc({ scope }),
     },
   });
-  connectionCount = () => hub.connectionCount;
   const authenticate = createJwtAuthenticator({
     secret: config.jwtSecret,
     jwksUrl: config.jwtJwksUrl,

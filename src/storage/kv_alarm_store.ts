@@ -100,7 +100,6 @@ function userOf(unit: Unit): string {
 interface UserPlan {
   head: Head;
   versionstamp: string | null;
-  touched: boolean;
   /** Oldest stored alarms, ascending: the victims when a create passes the cap. */
   oldest: Alarm[];
   /** Alarms this batch creates, ascending. */
@@ -912,7 +911,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
 }
 
 function emptyUserPlan(): UserPlan {
-  return { head: EMPTY_HEAD, versionstamp: null, touched: false, oldest: [], created: [] };
+  return { head: EMPTY_HEAD, versionstamp: null, oldest: [], created: [] };
 }
 
 function alarmMapKey(userId: string, id: string) {
