@@ -7,7 +7,7 @@ import type { AlarmService } from "../domain/alarm_service.ts";
 import type { LiveHub } from "../domain/live_hub.ts";
 import { alarmRoutes, userAlarmRoutes } from "./alarm_routes.ts";
 import type { Authenticate } from "./auth.ts";
-import { errorResponse, toErrorShape } from "./errors.ts";
+import { errorResponse, isClientGone, toErrorShape } from "./errors.ts";
 import type { Logger } from "../log.ts";
 import type { RequestEnv } from "./request_log.ts";
 import { requestLog } from "./request_log.ts";
@@ -81,6 +81,11 @@ export function createApp(deps: AppDeps): AlarmdApp {
   );
   app.onError((error, c) => {
     const shape = toErrorShape(error);
+    if (shape.status === 500 && isClientGone(error, c.req.raw.signal)) {
+      // Nobody reads this answer; 499 (nginx's "client closed request") keeps the access log
+      // from counting a client's hang-up as a server error.
+      return new Response(null, { status: 499 });
+    }
     if (shape.status === 500) deps.onUnexpectedError?.(error, c.get("requestId"));
     return errorResponse(c, shape);
   });

@@ -109,3 +109,17 @@ export function errorResponse(c: Context, shape: ErrorShape): Response {
   for (const [name, value] of Object.entries(errorHeaders(shape))) c.header(name, value);
   return c.json(errorBody(shape), shape.status);
 }
+
+/**
+ * Whether a request failed because its client hung up while it was read: nobody is there to
+ * answer and it is not the server's fault, so it is not logged as an error. Deno.serve reports
+ * a cut body as BadResource, node:http as "aborted" (ECONNRESET).
+ */
+export function isClientGone(error: unknown, signal?: AbortSignal): boolean {
+  if (signal?.aborted) return true;
+  if (
+    error instanceof Deno.errors.BadResource || error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe
+  ) return true;
+  return (error as { code?: unknown } | null)?.code === "ECONNRESET";
+}

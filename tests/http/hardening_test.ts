@@ -105,3 +105,26 @@ Deno.test("without ALARMD_CORS_ORIGINS no origin is allowed", async () => {
   assert.equal(res.headers.get("access-control-allow-origin"), null);
   await res.body?.cancel();
 });
+
+for (const transport of ["node", "deno"] as const) {
+  Deno.test(`[${transport}] a publisher that hangs up mid-body stores nothing and is no server error`, async () => {
+    await using server = await startTestServer({ transport });
+    const token = await server.publisherToken();
+    const { port } = new URL(server.url);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+    const body = JSON.stringify({ userId: "kim", type: "cut" });
+    await conn.write(new TextEncoder().encode(
+      `POST /api/v1/alarms HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length + 50}\r\n\r\n${body}`,
+    ));
+    await new Promise((r) => setTimeout(r, 100));
+    conn.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const errors = server.logs.filter((l) => l.level === "error");
+    assert.deepEqual(errors, [], "a client leaving is not an unexpected error");
+    const unread = await server.fetch("/api/v1/users/alarms/unread-count", {
+      token: await server.userToken("kim"),
+    });
+    assert.deepEqual(await unread.json(), { unread: 0 });
+  });
+}
