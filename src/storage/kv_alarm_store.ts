@@ -138,14 +138,26 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   const headCache = new Map<string, { head: Head; versionstamp: string | null }>();
   const HEAD_CACHE_MAX = 100_000;
   const queue: Unit[] = [];
-  let running: Promise<void> | null = null;
   /**
-   * Writer-epoch protocol (see kv_keys.ts). `epoch` is ["w"]'s versionstamp after this
-   * process's last commit (undefined before the first). While `exclusive`, commits check ["w"]
-   * only; a failed check means another process wrote, and per-user checks apply for a while.
+   * Batches in flight (at most MAX_IN_FLIGHT): while one commits, the next is read and planned.
+   * Two batches never share a user or an idempotency key, so each user's changes still commit
+   * in order and every plan starts from heads no other batch is changing.
    */
-  let epoch: string | null | undefined = undefined;
+  const inFlight = new Set<Promise<void>>();
+  const busyUsers = new Set<string>();
+  const busyIdem = new Set<string>();
+  const MAX_IN_FLIGHT = 2;
+  /**
+   * Writer-claim protocol (see kv_keys.ts). While `exclusive`, this process holds the claim it
+   * wrote to ["w"] (versionstamp `claim`): its commits check that ["w"] is unchanged and nothing
+   * else. Every other writer changes ["w"] (by claiming it, or on every commit in shared mode),
+   * so a failed check means someone else wrote, and per-user checks apply for a while.
+   * `lastSeen` is ["w"]'s versionstamp as of this process's last write of it.
+   */
+  let claim: string | null = null;
+  let lastSeen: string | null | undefined = undefined;
   let exclusive = false;
+  let claiming: Promise<boolean> | null = null;
   let sharedUntil = 0;
   const SHARED_MODE_MS = 5_000;
   let closed = false;
@@ -166,25 +178,68 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     if (closed) return Promise.reject(new UnavailableError("alarmd is shutting down"));
     return new Promise<T>((resolve, reject) => {
       queue.push(make({ resolve, reject }));
-      running ??= drain().finally(() => (running = null));
+      pump();
     });
   }
 
-  async function drain() {
-    while (queue.length > 0) {
-      // A recount replaces a user's counters from a full listing, so it commits alone.
-      let take = 1;
-      if (queue[0].kind !== "recount") {
-        while (
-          take < queue.length && take < LIMITS.unitsPerPlan && queue[take].kind !== "recount"
-        ) {
-          take++;
-        }
-      }
-      const units = queue.splice(0, take);
-      const leftover = await commitBatch(units);
-      queue.unshift(...leftover);
+  const idemIdOf = (unit: Unit) => {
+    const idem = unit.kind === "create" ? unit.item.idempotency : undefined;
+    return idem ? `${idem.scope}\u0000${idem.key}\u0000${idem.index}` : null;
+  };
+
+  /** Starts batches while fewer than MAX_IN_FLIGHT are committing and queued units can go. */
+  function pump() {
+    while (inFlight.size < MAX_IN_FLIGHT && queue.length > 0) {
+      const units = takeBatch();
+      if (units.length === 0) return;
+      const users = new Set(units.map(userOf));
+      const idem = units.map(idemIdOf).filter((id): id is string => id !== null);
+      for (const u of users) busyUsers.add(u);
+      for (const id of idem) busyIdem.add(id);
+      const batch: Promise<void> = commitBatch(units).then((leftover) => {
+        // Leftovers go first again: their users were busy, so nothing of theirs overtook them.
+        queue.unshift(...leftover);
+      }).finally(() => {
+        for (const u of users) busyUsers.delete(u);
+        for (const id of idem) busyIdem.delete(id);
+        inFlight.delete(batch);
+        pump();
+      });
+      inFlight.add(batch);
     }
+  }
+
+  /**
+   * The next batch: queued units, in order, whose user and idempotency key no batch in flight
+   * holds. Once a user's unit is skipped, all its later units are too (its user stays busy), so
+   * each user's units commit in the order they came. A recount replaces a user's counters from
+   * a full listing, so it commits alone.
+   */
+  function takeBatch(): Unit[] {
+    const taken: Unit[] = [];
+    const rest: Unit[] = [];
+    const skipped = new Set<string>();
+    let i = 0;
+    for (; i < queue.length && taken.length < LIMITS.unitsPerPlan; i++) {
+      const unit = queue[i];
+      const userId = userOf(unit);
+      const idem = idemIdOf(unit);
+      if (
+        busyUsers.has(userId) || skipped.has(userId) || (idem !== null && busyIdem.has(idem)) ||
+        (unit.kind === "recount" && taken.length > 0)
+      ) {
+        skipped.add(userId);
+        rest.push(unit);
+        continue;
+      }
+      taken.push(unit);
+      if (unit.kind === "recount") {
+        i++;
+        break;
+      }
+    }
+    if (taken.length > 0) queue.splice(0, i, ...rest);
+    return taken;
   }
 
   async function getMany(keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
@@ -234,16 +289,26 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     }
     // Heads first: every read below is then at least as new as the head versionstamp the
     // commit checks, so a change by another process in between fails the check.
-    const uncached = [...users.keys()].filter((u) => !headCache.has(u));
+    // Taken now: another batch may clear the cache while this one awaits its reads. A stale
+    // entry is caught by the commit's checks, like any stale read.
+    const heads = new Map<string, { head: Head; versionstamp: string | null }>();
+    const uncached: string[] = [];
+    for (const userId of users.keys()) {
+      const cached = headCache.get(userId);
+      if (cached) heads.set(userId, cached);
+      else uncached.push(userId);
+    }
     const headEntries = await getMany(uncached.map(kvKeys.head));
     const [alarmEntries, idemEntries] = await Promise.all([getMany(alarmKeys), getMany(idemKeys)]);
     headEntries.forEach((entry, i) => {
-      cacheHead(uncached[i], (entry.value as Head | null) ?? EMPTY_HEAD, entry.versionstamp);
+      const head = (entry.value as Head | null) ?? EMPTY_HEAD;
+      heads.set(uncached[i], { head, versionstamp: entry.versionstamp });
+      cacheHead(uncached[i], head, entry.versionstamp);
     });
     for (const [userId, plan] of users) {
-      const cached = headCache.get(userId)!;
-      plan.head = { ...cached.head };
-      plan.versionstamp = cached.versionstamp;
+      const { head, versionstamp } = heads.get(userId)!;
+      plan.head = { ...head };
+      plan.versionstamp = versionstamp;
     }
     const alarms = new Map<string, Alarm | null>();
     alarmEntries.forEach((entry) => {
@@ -303,35 +368,50 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     };
   }
 
-  /**
-   * Plans and commits as many leading units as fit one atomic; returns the rest, in order.
-   * Retries the whole plan when another process changed one of the users meanwhile.
-   */
-  /** Whether this batch may rely on the writer epoch alone. */
-  async function exclusiveMode(): Promise<boolean> {
+  /** Whether this batch may rely on the writer claim alone. */
+  function exclusiveMode(): Promise<boolean> | boolean {
     if (exclusive) return true;
-    if (performance.now() < sharedUntil) return false;
+    if (claiming) return claiming;
+    // A claim waits for a moment with no batch of ours in flight: a shared batch committing
+    // after the claim would change ["w"] and undo it.
+    if (performance.now() < sharedUntil || inFlight.size > 0) return false;
+    return claiming ??= tryClaim().finally(() => (claiming = null));
+  }
+
+  async function tryClaim(): Promise<boolean> {
     const current = (await kv.get(kvKeys.writerEpoch)).versionstamp;
-    if (epoch !== undefined && current !== epoch) {
-      // Someone else has written since our last commit: keep checking users one by one.
+    if (lastSeen !== undefined && current !== lastSeen) {
+      // Someone else has written since this process last did: keep checking users one by one.
+      lastSeen = current;
       sharedUntil = performance.now() + SHARED_MODE_MS;
       return false;
     }
-    // Nobody else wrote since we last did (or this is our first write): the head cache may hold
-    // entries from shared mode, which were only checked when touched, so start it afresh.
-    epoch = current;
+    const result = await kv.atomic()
+      .check({ key: kvKeys.writerEpoch, versionstamp: current })
+      .set(kvKeys.writerEpoch, 1)
+      .commit();
+    if (!result.ok) {
+      sharedUntil = performance.now() + SHARED_MODE_MS;
+      return false;
+    }
+    // Heads cached in shared mode were only checked when a commit touched them: start afresh.
     headCache.clear();
+    claim = lastSeen = result.versionstamp;
     exclusive = true;
     return true;
   }
 
+  /**
+   * Plans and commits as many leading units as fit one atomic; returns the rest, in order.
+   * Retries the whole plan when another process changed one of the users meanwhile.
+   */
   async function commitBatch(units: Unit[]): Promise<Unit[]> {
     for (let attempt = 0;; attempt++) {
       let planned: Planned;
       let fast: boolean;
       try {
         fast = await exclusiveMode();
-        planned = plan(units, await prefetch(units), fast ? epoch ?? null : undefined);
+        planned = plan(units, await prefetch(units), fast ? claim : undefined);
       } catch (error) {
         if (isBusy(error) && attempt < LIMITS.retriesOnConflict) {
           await backoff(attempt);
@@ -358,14 +438,17 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         return units.slice(included);
       }
       if (result.ok) {
-        epoch = result.versionstamp;
+        // Batches may finish out of order: keep the newest ["w"] this process wrote.
+        if (!fast && (lastSeen == null || result.versionstamp > lastSeen)) {
+          lastSeen = result.versionstamp;
+        }
         options.onCommit?.(performance.now() - started, included);
         for (const [userId, head] of touched) cacheHead(userId, head, result.versionstamp);
         finish(effects, changes);
         return units.slice(included);
       }
       for (const userId of touched.keys()) headCache.delete(userId);
-      if (fast) {
+      if (fast && exclusive) {
         // Another process wrote: every cached head may be stale.
         exclusive = false;
         sharedUntil = performance.now() + SHARED_MODE_MS;
@@ -414,22 +497,22 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   }
 
   /**
-   * `exclusiveEpoch` is the writer epoch to check when this process writes alone (undefined in
+   * `exclusiveClaim` is the writer claim to check when this process writes alone (undefined in
    * shared mode, where each touched head and idempotency record is checked instead).
    */
   function plan(
     units: Unit[],
     data: Awaited<ReturnType<typeof prefetch>>,
-    exclusiveEpoch?: string | null,
+    exclusiveClaim?: string | null,
   ): Planned {
     const now = clock.now();
     const nowIso = new Date(now).toISOString();
     const { users, alarms } = data;
     const atomic = kv.atomic();
-    const shared = exclusiveEpoch === undefined;
-    // The epoch is set by every commit and checked in exclusive mode: reserve room for both.
-    const budget = { checks: shared ? 0 : 1, mutations: 1, keyBytes: 16, totalBytes: 96 };
-    if (!shared) atomic.check({ key: kvKeys.writerEpoch, versionstamp: exclusiveEpoch });
+    const shared = exclusiveClaim === undefined;
+    // ["w"] is checked in exclusive mode and set in shared mode: reserve room for either.
+    const budget = { checks: 1, mutations: 1, keyBytes: 16, totalBytes: 96 };
+    if (!shared) atomic.check({ key: kvKeys.writerEpoch, versionstamp: exclusiveClaim });
     const touched = new Map<string, Head>();
     const effects: (() => void)[] = [];
     const changes: AlarmChange[] = [];
@@ -653,7 +736,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           unit.ids.push(...changedIds);
           if (more) {
             queue.unshift(unit);
-            running ??= drain().finally(() => (running = null));
+            queueMicrotask(pump);
           } else unit.done.resolve({ ids: unit.ids, unread });
         });
       } else if (unit.kind === "delete") {
@@ -718,16 +801,17 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     }
     return {
       included,
-      atomic: budget.mutations > 1 ? finalize(atomic, touched) : null,
+      atomic: budget.mutations > 1 ? finalize(atomic, touched, shared) : null,
       touched,
       effects,
       changes,
     };
   }
 
-  function finalize(atomic: Deno.AtomicOperation, touched: Map<string, Head>) {
+  function finalize(atomic: Deno.AtomicOperation, touched: Map<string, Head>, shared: boolean) {
     for (const [userId, head] of touched) atomic.set(kvKeys.head(userId), head);
-    atomic.set(kvKeys.writerEpoch, 1);
+    // In shared mode every commit changes ["w"], so that a process holding the claim notices.
+    if (shared) atomic.set(kvKeys.writerEpoch, 1);
     return atomic;
   }
 
@@ -905,7 +989,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
 
     async close() {
       closed = true;
-      while (running) await running;
+      while (inFlight.size > 0) await Promise.all(inFlight);
     },
   };
 }

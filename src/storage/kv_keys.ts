@@ -11,13 +11,15 @@
  * | ["i", scope, "one", key]     | idempotency record bytes | create with Idempotency-Key   |
  * | ["i", scope, "batch", key, n]| idempotency record bytes | batch with Idempotency-Key    |
  * | ["p"]                        | probe bytes              | readiness probe               |
- * | ["w"]                        | 1 (writer epoch)         | every commit                  |
+ * | ["w"]                        | 1 (writer claim)         | a claim; shared-mode commits  |
  *
  * ["h", userId] is the user's optimistic lock: every commit that changes a user's alarms sets
- * it, so processes sharing one KV never interleave half-updates. ["w"] is set by every commit
- * of every process: while a process is the only writer it checks ["w"] alone (one check per
- * commit, however many users), and falls back to checking each user's head once it sees
- * another writer.
+ * it, so processes sharing one KV never interleave half-updates. ["w"] is the writer claim: a
+ * process that finds nobody else wrote since its own last write claims it (sets it, checked),
+ * and then its commits only check that ["w"] is unchanged (one check per commit, however many
+ * users). Every other writer changes ["w"], by claiming it or on every commit in shared mode,
+ * where each touched user's head is checked instead; so a claim holder notices any other write
+ * at its next commit and falls back to shared mode.
  */
 export const kvKeys = {
   alarm: (userId: string, id: string): Deno.KvKey => ["a", userId, id],
@@ -33,11 +35,10 @@ export const kvKeys = {
   writerEpoch: ["w"] as Deno.KvKey,
 };
 
-const encoder = new TextEncoder();
-
 /**
  * Upper bound of a key's encoded size, for budgeting an atomic commit: a string costs its UTF-8
- * bytes, one more per NUL byte (escaped), a type tag and a terminator.
+ * bytes, one more per NUL byte (escaped), a type tag and a terminator. Counted without encoding:
+ * this runs for every key of every commit.
  */
 export function keyByteLength(key: Deno.KvKey): number {
   let n = 0;
@@ -46,9 +47,18 @@ export function keyByteLength(key: Deno.KvKey): number {
       n += 10;
       continue;
     }
-    const bytes = encoder.encode(part);
-    n += bytes.byteLength + 2;
-    for (const b of bytes) if (b === 0) n++;
+    n += 2;
+    for (let i = 0; i < part.length; i++) {
+      const c = part.charCodeAt(i);
+      if (c === 0) n += 2;
+      else if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff) {
+        // A surrogate pair is 4 bytes; a lone surrogate (3 bytes) is over-counted, which is safe.
+        n += 4;
+        i++;
+      } else n += 3;
+    }
   }
   return n;
 }

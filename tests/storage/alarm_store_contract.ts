@@ -880,6 +880,32 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(created?.kind === "created" && created.alarm, a2);
   });
 
+  test("3,000 concurrent creates over 30 users: each user's changes chain by prevId in id order", async ({ store }) => {
+    const { changes } = recordChanges(store);
+    const users = Array.from({ length: 30 }, (_, i) => `chain-${i}`);
+    const results = await Promise.all(
+      Array.from({ length: 3000 }, (_, i) => store.create([newItem(users[(i * 7) % 30], i)])),
+    );
+    const created = alarmsOf(results.flat());
+    const last = new Map<string, string | null>();
+    for (const change of changes) {
+      if (change.kind !== "created") continue;
+      const { alarm, prevId } = change;
+      const before = last.get(alarm.userId) ?? null;
+      assert.equal(prevId, before, `${alarm.userId}: each change names the one before it`);
+      assert.ok(before === null || alarm.id > before, "ids increase in the order changes come");
+      last.set(alarm.userId, alarm.id);
+    }
+    assert.equal(changes.filter((c) => c.kind === "created").length, 3000);
+    for (const user of users) {
+      const state = await store.userState(user);
+      assert.equal(state.total, 100);
+      assert.equal(state.lastId, last.get(user));
+      const mine = created.filter((a) => a.userId === user).map((a) => a.id).sort();
+      assert.equal(mine.at(-1), state.lastId);
+    }
+  });
+
   test("onChange reports nothing for calls that change nothing, and stops after unsubscribe", async ({ store }) => {
     const [a] = await store.create([newItem("ana", 1, idem("k", "fp"))]);
     await store.markRead("ana", a.alarm.id);
