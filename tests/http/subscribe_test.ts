@@ -295,6 +295,34 @@ Deno.test("a ': ping' comment arrives within ALARMD_HEARTBEAT_MS of silence", as
   assert.equal(stream.text(), opening + ": ping\n\n: ping\n\n");
 });
 
+Deno.test("streams opened together are pinged over a few ticks, not all in one", async () => {
+  const clock = createFakeClock();
+  // heartbeat 1,000 ms: a tick every 50 ms, at most 64 pings per tick for 200 streams.
+  await using server = await startLiveServer({ heartbeatMs: 1000 }, { clock });
+  const streams = await Promise.all(
+    Array.from(
+      { length: 200 },
+      async (_, i) =>
+        openSse(server.url + SUBSCRIBE_PATH, { token: await server.userToken(`wave-${i}`) }),
+    ),
+  );
+  try {
+    await Promise.all(streams.map(connectData));
+    const pinged = async () => {
+      await delay(300);
+      return streams.filter((s) => s.events.some((e) => e.event === "comment")).length;
+    };
+    clock.tick(950);
+    assert.equal(await pinged(), 64, "the first tick due pings 64");
+    clock.tick(50);
+    assert.equal(await pinged(), 128);
+    clock.tick(100);
+    assert.equal(await pinged(), 200, "every stream is pinged within two more ticks");
+  } finally {
+    await Promise.all(streams.map((s) => s.close()));
+  }
+});
+
 Deno.test("after ALARMD_SSE_TIMEOUT_MS the server ends the stream cleanly", async () => {
   const clock = createFakeClock();
   // Fake time jumps while real writes take real time: no write may look stuck because of it.
