@@ -68,6 +68,23 @@ function parseOptions(args: string[]): Options {
   };
 }
 
+/** Polls a freshly started server until `ready` accepts an answer (any answer by default). */
+async function waitUntilUp(
+  probe: () => Promise<Response>,
+  tries: number,
+  ready: (res: Response) => boolean = () => true,
+) {
+  for (let i = 0; i < tries; i++) {
+    try {
+      const res = await probe();
+      await res.body?.cancel();
+      if (ready(res)) return;
+    } catch {
+      await sleep(50);
+    }
+  }
+}
+
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
@@ -181,15 +198,7 @@ async function startServer(
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch {
-      await sleep(50);
-    }
-  }
+  await waitUntilUp(() => fetch(`${url}/healthz`), 200, (res) => res.ok);
   // `deno task` runs alarmd as a child of its own: measure the process that serves.
   const pid = await serverPid(proc.pid);
   return {
@@ -327,15 +336,7 @@ http {
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`${url}/pub/warmup`, { method: "POST", body: "{}" });
-      await res.body?.cancel();
-      break;
-    } catch {
-      await sleep(50);
-    }
-  }
+  await waitUntilUp(() => fetch(`${url}/pub/warmup`, { method: "POST", body: "{}" }), 100);
   const workers = childrenOf(proc.pid);
   return {
     name: "nginx+nchan",

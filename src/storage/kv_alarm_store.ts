@@ -734,10 +734,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         const unread = head.unread;
         effects.push(() => {
           unit.ids.push(...changedIds);
-          if (more) {
-            queue.unshift(unit);
-            queueMicrotask(pump);
-          } else unit.done.resolve({ ids: unit.ids, unread });
+          // Effects run while this batch is in flight: its end starts the next pass.
+          if (more) queue.unshift(unit);
+          else unit.done.resolve({ ids: unit.ids, unread });
         });
       } else if (unit.kind === "delete") {
         const alarm = current(userId, unit.id);
