@@ -2,9 +2,13 @@
  * What one Deno KV operation costs, per thread: wall time, CPU on the JS thread and on KV's
  * SQLite thread (from /proc/self/task, Linux only), for single sets, alarm-shaped atomics (4
  * mutations), gets, and 100-alarm atomics. These fixed costs are why group commit matters.
+ * Then alarms to random users in the old key layout against the current one (kv_keys.ts), and a
+ * read issued during a big commit, on the writing connection and on a second one.
  *
  *   deno run --unstable-kv -A bench/kv_ops.ts
  */
+import { kvKeys } from "../src/storage/kv_keys.ts";
+
 const dir = await Deno.makeTempDir({ prefix: "alarmd-kv-ops-" });
 const kv = await Deno.openKv(`${dir}/ops.kv`);
 const TICK_US = 10_000;
@@ -61,4 +65,64 @@ await measure("atomic of 100 alarms", 50, (j) => {
   return a.commit();
 });
 kv.close();
+
+// Alarms to random users, as the targeted bench sends them: 10,000 users, 50,000 alarms stored
+// first, then 20,000 more in commits of 7 and of 25 (batch sizes seen at 3,500-5,000/s).
+type Layout = (a: Deno.AtomicOperation, user: string, id: string) => Deno.AtomicOperation;
+const layouts: [string, Layout][] = [
+  ["layout 1 (apart)", alarm],
+  [
+    "layout 2 (per user)",
+    (a, user, id) =>
+      a.set(kvKeys.alarm(user, id), value).set(kvKeys.unread(user, id), 1)
+        .set(kvKeys.expiry(id, user), null).set(kvKeys.head(user), head),
+  ],
+];
+let seq = 0;
+const nextId = () => `01HZ${String(seq++).padStart(22, "0")}`;
+const randomUser = () => `user-${Math.floor(Math.random() * 10_000)}`;
+for (const batch of [7, 25]) {
+  for (const [name, write] of layouts) {
+    const file = await Deno.openKv(`${dir}/${name.slice(0, 8).replace(" ", "")}-${batch}.kv`);
+    for (let j = 0; j < 500; j++) {
+      const a = file.atomic();
+      for (let i = 0; i < 100; i++) write(a, randomUser(), nextId());
+      await a.commit();
+    }
+    await measure(`${name}, ${batch}/commit`, 20_000 / batch, () => {
+      const a = file.atomic();
+      for (let i = 0; i < batch; i++) write(a, randomUser(), nextId());
+      return a.commit();
+    });
+    file.close();
+  }
+}
+console.log("(layout rows: per commit; divide by the batch size for per alarm)");
+
+// A read during a 240-alarm commit: on the writing connection it waits for the commit.
+const writer = await Deno.openKv(`${dir}/rw.kv`);
+const reader = await Deno.openKv(`${dir}/rw.kv`);
+const bigCommit = () => {
+  const a = writer.atomic();
+  for (let i = 0; i < 240; i++) layouts[1][1](a, randomUser(), nextId());
+  return a.commit();
+};
+for (let i = 0; i < 50; i++) await bigCommit();
+for (
+  const [label, kvForRead] of [["same connection", writer], ["second connection", reader]] as const
+) {
+  const waits: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const commit = bigCommit();
+    await new Promise((r) => setTimeout(r, 0));
+    const started = performance.now();
+    await kvForRead.get(kvKeys.head(randomUser()));
+    waits.push(performance.now() - started);
+    await commit;
+  }
+  waits.sort((a, b) => a - b);
+  console.log(`get during a 240-alarm commit, ${label}: median ${waits[10].toFixed(2)} ms`);
+}
+writer.close();
+reader.close();
 await Deno.remove(dir, { recursive: true });

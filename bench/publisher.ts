@@ -7,6 +7,8 @@
  * With "mode":"nchan" it publishes to nginx+nchan's `/pub/<user>` instead: one POST per alarm,
  * since nchan has no batch endpoint.
  */
+import { createRawHttpPool, type RawHttpPool } from "./raw_http.ts";
+
 const now = () => performance.timeOrigin + performance.now();
 
 const percentile = (sorted: number[], p: number) =>
@@ -18,18 +20,24 @@ interface Target {
   mode?: "alarmd" | "nchan";
 }
 
+/** Keep-alive connections per publisher, as many as an app backend's request workers might hold. */
+const POOL_SIZE = 256;
+let pool: RawHttpPool;
+
 function post(cmd: Target, userId: string, data: unknown): Promise<number> {
-  const nchan = cmd.mode === "nchan";
-  return fetch(nchan ? `${cmd.url}/pub/${userId}` : `${cmd.url}/api/v1/alarms`, {
-    method: "POST",
-    headers: nchan
-      ? { "content-type": "application/json" }
-      : { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" },
-    body: JSON.stringify(nchan ? data : { userId, type: "bench", data }),
-  }).then(async (res) => {
-    await res.body?.cancel();
-    return res.status;
-  });
+  return cmd.mode === "nchan"
+    ? pool.request(
+      "POST",
+      `/pub/${userId}`,
+      { "content-type": "application/json" },
+      JSON.stringify(data),
+    )
+    : pool.request(
+      "POST",
+      "/api/v1/alarms",
+      { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" },
+      JSON.stringify({ userId, type: "bench", data }),
+    );
 }
 
 const accepted = (status: number) => status === 201 || status === 202;
@@ -105,14 +113,7 @@ async function fanout(cmd: Target & { users: number }) {
       alarms.push({ userId: `u${i}`, type: "fanout", data: { t: sentAt } });
     }
     requests.push(
-      fetch(`${cmd.url}/api/v1/alarms/batch`, {
-        method: "POST",
-        headers,
-        body: JSON.stringify({ alarms }),
-      }).then(async (res) => {
-        await res.body?.cancel();
-        return res.status;
-      }),
+      pool.request("POST", "/api/v1/alarms/batch", headers, JSON.stringify({ alarms })),
     );
   }
   const statuses = await Promise.all(requests);
@@ -122,5 +123,7 @@ async function fanout(cmd: Target & { users: number }) {
 
 const input = await new Response(Deno.stdin.readable).text();
 const cmd = JSON.parse(input);
+pool = createRawHttpPool(cmd.url, POOL_SIZE);
 const result = cmd.op === "targeted" ? await targeted(cmd) : await fanout(cmd);
+pool.close();
 console.log(JSON.stringify(result));

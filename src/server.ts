@@ -19,6 +19,7 @@ import type { WebAsset } from "./http/web_routes.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
+import { ensureKvLayout } from "./storage/kv_layout.ts";
 import { createMetrics } from "./metrics.ts";
 import { createRateLimiter } from "./domain/rate_limiter.ts";
 import type { Guards } from "./http/guards.ts";
@@ -62,14 +63,20 @@ export async function startServer(
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
   const kv = await openKv(config.kvPath);
+  const retentionMs = Math.round(config.retentionDays * 86_400_000);
+  const { moved } = await ensureKvLayout(kv, { now: () => clock.now(), retentionMs });
+  if (moved > 0) logger.info("KV file moved to the current key layout", { keys: moved });
+  // Reads on their own connection do not queue behind commits (see KvAlarmStoreOptions.readKv).
+  const readKv = isLocalFile(config.kvPath) ? await Deno.openKv(config.kvPath) : kv;
   const metrics = createMetrics({
     // Rendered only once serving, when `hub` below exists.
     connections: () => hub.connectionCount,
     memory: () => Deno.memoryUsage(),
   });
   const store = createKvAlarmStore(kv, {
+    readKv,
     clock,
-    retentionMs: Math.round(config.retentionDays * 86_400_000),
+    retentionMs,
     maxAlarmsPerUser: config.maxAlarmsPerUser,
     onError: (error) => {
       metrics.kvErrors.inc();
@@ -217,6 +224,7 @@ export async function startServer(
         await listener.stop();
         await store.close();
         await bus.close();
+        if (readKv !== kv) readKv.close();
         kv.close();
         logger.info("alarmd stopped");
       })();
@@ -309,8 +317,11 @@ async function loadWebAssets(): Promise<Map<string, WebAsset>> {
   return assets;
 }
 
+/** A file path, not ":memory:" (a second handle would be another database) or KV Connect. */
+const isLocalFile = (path: string) => !/^https?:\/\//.test(path) && path !== ":memory:";
+
 async function openKv(path: string): Promise<Deno.Kv> {
-  if (!/^https?:\/\//.test(path) && path !== ":memory:") {
+  if (isLocalFile(path)) {
     const dir = path.replace(/[\\/][^\\/]*$/, "");
     if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
   }

@@ -111,7 +111,10 @@ export interface AlarmStore {
    */
   onChange(listener: (change: AlarmChange) => void): () => void;
 
-  /** Resolves when storage is readable and writable; rejects with UnavailableError otherwise. */
+  /**
+   * Resolves when storage is readable and writable; rejects with UnavailableError otherwise,
+   * and for a few seconds after a write failed, until one succeeds.
+   */
   ping(): Promise<void>;
 
   /** Finishes queued writes, then refuses new ones. Does not close the underlying database. */

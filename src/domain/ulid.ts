@@ -18,6 +18,13 @@ export function ulidFloorOf(ms: number): string {
   return encodeTime(ms) + "0".repeat(16);
 }
 
+/** The millisecond an id's first 10 characters encode (never before its alarm's createdAt). */
+export function ulidTimeOf(id: string): number {
+  let t = 0;
+  for (let i = 0; i < 10; i++) t = t * 32 + ALPHABET.indexOf(id[i]);
+  return t;
+}
+
 function encodeTime(ms: number): string {
   let t = Math.min(Math.max(0, Math.floor(ms)), MAX_TIME);
   let out = "";

@@ -68,7 +68,14 @@ Deno.test({
       a.publish(lost); // Redis is down: this one cannot cross (it would be in KV, for real)
       await redis.restart();
       await eventually(() => gaps === 1, "a gap reported after the outage", 8000);
-      await a.ready();
+      // b is back; a reconnects on its own schedule.
+      let aReady = false;
+      const poll = setInterval(() => a.ready().then(() => (aReady = true), () => {}), 20);
+      try {
+        await eventually(() => aReady, "the publisher reconnected", 8000);
+      } finally {
+        clearInterval(poll);
+      }
       const after = change();
       a.publish(after);
       await eventually(() => heard.includes(after.alarm.id), "fan-out resumed");

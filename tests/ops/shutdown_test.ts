@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { kvKeys } from "../../src/storage/kv_keys.ts";
 import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { publisherToken, userToken } from "../helpers/test_server.ts";
@@ -50,7 +51,10 @@ Deno.test("SIGTERM ends every stream cleanly, finishes in-flight creates, closes
     const kv = await Deno.openKv(`${dir}/a.kv`);
     try {
       for (const id of acknowledged) {
-        assert.ok((await kv.get(["a", "kim", id])).value, `alarm ${id} answered 201 but missing`);
+        assert.ok(
+          (await kv.get(kvKeys.alarm("kim", id))).value,
+          `alarm ${id} answered 201 but missing`,
+        );
       }
     } finally {
       kv.close();

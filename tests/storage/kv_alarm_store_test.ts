@@ -3,6 +3,7 @@ import type { Alarm } from "../../src/domain/alarm.ts";
 import { NotFoundError, UnavailableError } from "../../src/domain/errors.ts";
 import type { AlarmChange, AlarmStore, CreateOutcome } from "../../src/domain/ports.ts";
 import { createKvAlarmStore } from "../../src/storage/kv_alarm_store.ts";
+import { kvKeys } from "../../src/storage/kv_keys.ts";
 import {
   alarmStoreContract,
   assertIncreasing,
@@ -57,6 +58,15 @@ alarmStoreContract("KvAlarmStore", async (options) => {
   return { store, close: () => shutdown([store], [kv], dir) };
 });
 
+// As the server runs it: reads on a second connection, alongside commits on the first.
+alarmStoreContract("KvAlarmStore with a read connection", async (options) => {
+  const { dir, path } = await tempKvPath();
+  const kv = await Deno.openKv(path);
+  const readKv = await Deno.openKv(path);
+  const store = createKvAlarmStore(kv, { ...options, readKv });
+  return { store, close: () => shutdown([store], [kv, readKv], dir) };
+});
+
 interface KvHooks {
   /** Runs before a `getMany` reaches KV; may hold it back. */
   beforeGetMany?(keys: Deno.KvKey[]): Promise<void> | void;
@@ -97,6 +107,10 @@ function hookedKv(kv: Deno.Kv, hooks: KvHooks): Deno.Kv {
     },
   });
 }
+
+const sameKey = (a: Deno.KvKey, b: Deno.KvKey) => JSON.stringify(a) === JSON.stringify(b);
+const isHead = (k: Deno.KvKey) => sameKey(k, kvKeys.head(String(k[1])));
+const isAlarm = (k: Deno.KvKey) => sameKey(k, kvKeys.alarm(String(k[1]), kvKeys.idOf(k)));
 
 function deferred() {
   let resolve!: () => void;
@@ -291,10 +305,10 @@ async function raceOnOneAlarm<T>(
   let gated = false;
   const slowHeadsKv = hookedKv(kvB, {
     beforeGetMany: (keys) => {
-      if (gated && keys.some((k) => k[0] === "h")) return headRead.promise;
+      if (gated && keys.some(isHead)) return headRead.promise;
     },
     afterGetMany: (keys) => {
-      if (gated && keys.some((k) => k[0] === "a")) alarmRead.resolve();
+      if (gated && keys.some(isAlarm)) alarmRead.resolve();
     },
   });
   const a = createKvAlarmStore(kvA, options);
@@ -442,7 +456,7 @@ Deno.test("KvAlarmStore: every call rejects with UnavailableError once the KV is
   }
 });
 
-Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores nothing, and the store recovers", async () => {
+Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores nothing, fails ping until a commit succeeds, and the store recovers", async () => {
   const { dir, path } = await tempKvPath();
   const kv = await Deno.openKv(path);
   let failing = false;
@@ -463,6 +477,8 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     assert.deepEqual(changes, [], "a failed commit is no change");
     assert.ok(errors.length > 0, "the failure reached onError");
     failing = false;
+    // The probe alone would fit (a full disk can take a small rewrite but not a new alarm).
+    await assert.rejects(store.ping(), UnavailableError);
     assert.deepEqual(await listAll(store, "ana"), [a]);
     assert.deepEqual(await store.userState("ana"), {
       lastId: a.id,
@@ -479,6 +495,7 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     const [retry] = await store.create([newItem("ana", 3, idem)]);
     assert.equal(retry.replayed, false, "the failed commit left no idempotency record");
     assert.deepEqual(changes, [{ kind: "created", alarm: retry.alarm, prevId: a.id }]);
+    await store.ping();
     assert.deepEqual(await store.markRead("ana", a.id), { changed: true, unread: 1 });
   } finally {
     await shutdown([store], [kv], dir);
