@@ -22,7 +22,8 @@ interface Target {
 
 /** Keep-alive connections per publisher, as many as an app backend's request workers might hold. */
 const POOL_SIZE = 256;
-let pool: RawHttpPool;
+const cmd = JSON.parse(await new Response(Deno.stdin.readable).text());
+const pool: RawHttpPool = createRawHttpPool(cmd.url, POOL_SIZE);
 
 function post(cmd: Target, userId: string, data: unknown): Promise<number> {
   return cmd.mode === "nchan"
@@ -121,9 +122,6 @@ async function fanout(cmd: Target & { users: number }) {
   return { sentAt, ackedAt: now(), failedAlarms: failedBatches * 500 };
 }
 
-const input = await new Response(Deno.stdin.readable).text();
-const cmd = JSON.parse(input);
-pool = createRawHttpPool(cmd.url, POOL_SIZE);
 const result = cmd.op === "targeted" ? await targeted(cmd) : await fanout(cmd);
 pool.close();
 console.log(JSON.stringify(result));
