@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: starts alarmd on a fresh KV file (or targets --url), opens N idle SSE
- * streams from separate raw-socket client processes, and measures:
+ * streams from separate raw-socket client processes, publishes from another process over up to
+ * 256 raw keep-alive sockets (bench/raw_http.ts), and measures:
  *   idle      server RSS per connection 3 s after connecting, and settled (--settle-seconds,
  *             default 40: the lowest of the last 5 one-second samples)
  *   targeted  alarms to random users at --rate for --seconds: publish→deliver p50/p90/p99/max,
