@@ -349,64 +349,60 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startTestServer({ retryMs: RETRY_MS });
-    const browser = await launch();
-    try {
-      const context = await browser.newContext({ viewport: DESKTOP });
-      const pageErrors: string[] = [];
-      const rejected = async (page: Page) => {
-        await page.locator("#token-form").waitFor({ state: "visible", timeout: 5_000 });
-        const notice = page.getByRole("alert");
-        await notice.waitFor({ state: "visible", timeout: 1_000 });
-        assert.match(String(await notice.textContent()), /rejected|expired/);
-        assert.ok(await page.locator("#inbox").isHidden(), "the inbox is hidden");
-        assert.equal(await page.evaluate("sessionStorage.getItem('alarmd-token')"), null);
-      };
-      const subscribes: string[] = [];
-      const open = async (token: string) => {
-        const page = await context.newPage();
-        page.on("pageerror", (e) => pageErrors.push(e.message));
-        page.on("request", (r) => {
-          if (r.url().includes("/alarm/subscribe")) subscribes.push(r.url());
-        });
-        await page.goto(`${server.url}/?token=${encodeURIComponent(token)}`);
-        return page;
-      };
+    await using browser = await launch();
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const pageErrors: string[] = [];
+    const rejected = async (page: Page) => {
+      await page.locator("#token-form").waitFor({ state: "visible", timeout: 5_000 });
+      const notice = page.getByRole("alert");
+      await notice.waitFor({ state: "visible", timeout: 1_000 });
+      assert.match(String(await notice.textContent()), /rejected|expired/);
+      assert.ok(await page.locator("#inbox").isHidden(), "the inbox is hidden");
+      assert.equal(await page.evaluate("sessionStorage.getItem('alarmd-token')"), null);
+    };
+    const subscribes: string[] = [];
+    const open = async (token: string) => {
+      const page = await context.newPage();
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      page.on("request", (r) => {
+        if (r.url().includes("/alarm/subscribe")) subscribes.push(r.url());
+      });
+      await page.goto(`${server.url}/?token=${encodeURIComponent(token)}`);
+      return page;
+    };
 
-      // Garbage, and a token that expired a minute ago.
-      for (const token of ["garbage", await server.userToken("kim", -60_000)]) {
-        subscribes.length = 0;
-        const page = await open(token);
-        await rejected(page);
-        const tries = subscribes.length;
-        await stays("no stream is open", () => server.server.connectionCount() === 0, 3 * RETRY_MS);
-        assert.equal(subscribes.length, tries, "the client stopped trying");
-        await page.close();
-      }
-
-      // A token that expires while its stream is open: the server ends the stream, the
-      // reconnect is refused, and the page asks for a new token instead of retrying forever.
-      const shortLived = await server.userToken("kim", 2_500);
-      const page = await open(shortLived);
-      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
-      assert.equal(server.server.connectionCount("kim"), 1);
+    // Garbage, and a token that expired a minute ago.
+    for (const token of ["garbage", await server.userToken("kim", -60_000)]) {
+      subscribes.length = 0;
+      const page = await open(token);
       await rejected(page);
+      const tries = subscribes.length;
       await stays("no stream is open", () => server.server.connectionCount() === 0, 3 * RETRY_MS);
-
-      // A fresh token in the form opens the inbox again.
-      const alarm = await publish(server, "comment", "welcome back");
-      await page.locator("#token-input").fill(await server.userToken("kim"));
-      await page.getByRole("button", { name: "Open" }).click();
-      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
-      await item(page, alarm.id).waitFor({ timeout: 5_000 });
-      assert.ok(await page.locator("#token-form").isHidden());
-      assert.ok(await page.getByRole("alert").isHidden(), "the old notice is gone");
-      assert.equal(server.server.connectionCount("kim"), 1);
-
-      assert.deepEqual(pageErrors, []);
-      await context.close();
-    } finally {
-      await browser.close();
+      assert.equal(subscribes.length, tries, "the client stopped trying");
+      await page.close();
     }
+
+    // A token that expires while its stream is open: the server ends the stream, the
+    // reconnect is refused, and the page asks for a new token instead of retrying forever.
+    const shortLived = await server.userToken("kim", 2_500);
+    const page = await open(shortLived);
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
+    assert.equal(server.server.connectionCount("kim"), 1);
+    await rejected(page);
+    await stays("no stream is open", () => server.server.connectionCount() === 0, 3 * RETRY_MS);
+
+    // A fresh token in the form opens the inbox again.
+    const alarm = await publish(server, "comment", "welcome back");
+    await page.locator("#token-input").fill(await server.userToken("kim"));
+    await page.getByRole("button", { name: "Open" }).click();
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
+    await item(page, alarm.id).waitFor({ timeout: 5_000 });
+    assert.ok(await page.locator("#token-form").isHidden());
+    assert.ok(await page.getByRole("alert").isHidden(), "the old notice is gone");
+    assert.equal(server.server.connectionCount("kim"), 1);
+
+    assert.deepEqual(pageErrors, []);
+    await context.close();
   },
 });
 
@@ -415,57 +411,53 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startTestServer({ retryMs: RETRY_MS });
-    const browser = await launch();
-    try {
-      const context = await browser.newContext({ viewport: DESKTOP });
-      const page = await context.newPage();
-      const errors = new ErrorLog();
-      errors.watch(page, "tab");
-      const token = await server.userToken("lee");
-      const old = await publish(server, "comment", "an older alarm", "lee");
+    await using browser = await launch();
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const page = await context.newPage();
+    const errors = new ErrorLog();
+    errors.watch(page, "tab");
+    const token = await server.userToken("lee");
+    const old = await publish(server, "comment", "an older alarm", "lee");
 
-      // Every list response is read from the server at once but handed to the page only later,
-      // after the stream has delivered newer changes: the page must not let it erase them.
-      const release = Promise.withResolvers<void>();
-      let served = 0;
-      let held = 0;
-      await page.route(/\/api\/v1\/users\/alarms\?/, async (route) => {
-        const response = await route.fetch();
-        served++;
-        held++;
-        await release.promise;
-        await route.fulfill({ response });
-        held--;
-      });
-      await page.goto(`${server.url}/?token=${token}`);
-      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
-      await eventually("the list was read", () => served > 0);
+    // Every list response is read from the server at once but handed to the page only later,
+    // after the stream has delivered newer changes: the page must not let it erase them.
+    const release = Promise.withResolvers<void>();
+    let served = 0;
+    let held = 0;
+    await page.route(/\/api\/v1\/users\/alarms\?/, async (route) => {
+      const response = await route.fetch();
+      served++;
+      held++;
+      await release.promise;
+      await route.fulfill({ response });
+      held--;
+    });
+    await page.goto(`${server.url}/?token=${token}`);
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
+    await eventually("the list was read", () => served > 0);
 
-      const read = await server.fetch(`/api/v1/users/alarms/${old.id}/read`, {
-        method: "POST",
-        token,
-      });
-      assert.ok(read.ok, `mark read: ${read.status}`);
-      await read.body?.cancel();
-      const fresh = await publish(server, "mention", "a newer alarm", "lee");
-      await eventually(
-        "the stream delivered the new alarm",
-        async () => await client(page, "lastEventId") === fresh.id,
-      );
-      release.resolve();
-      await eventually("the held lists reached the page", () => held === 0);
-      await page.unrouteAll({ behavior: "wait" });
+    const read = await server.fetch(`/api/v1/users/alarms/${old.id}/read`, {
+      method: "POST",
+      token,
+    });
+    assert.ok(read.ok, `mark read: ${read.status}`);
+    await read.body?.cancel();
+    const fresh = await publish(server, "mention", "a newer alarm", "lee");
+    await eventually(
+      "the stream delivered the new alarm",
+      async () => await client(page, "lastEventId") === fresh.id,
+    );
+    release.resolve();
+    await eventually("the held lists reached the page", () => held === 0);
+    await page.unrouteAll({ behavior: "wait" });
 
-      await item(page, fresh.id).waitFor({ timeout: 1_000 });
-      await stays("the live alarm stays", async () => await item(page, fresh.id).count() === 1);
-      assert.doesNotMatch(String(await item(page, old.id).getAttribute("class")), /unread/);
-      assert.match(String(await item(page, fresh.id).getAttribute("class")), /\bunread\b/);
-      assert.equal(await badge(page), 1);
-      assert.deepEqual(errors.errors, []);
-      await context.close();
-    } finally {
-      await browser.close();
-    }
+    await item(page, fresh.id).waitFor({ timeout: 1_000 });
+    await stays("the live alarm stays", async () => await item(page, fresh.id).count() === 1);
+    assert.doesNotMatch(String(await item(page, old.id).getAttribute("class")), /unread/);
+    assert.match(String(await item(page, fresh.id).getAttribute("class")), /\bunread\b/);
+    assert.equal(await badge(page), 1);
+    assert.deepEqual(errors.errors, []);
+    await context.close();
   },
 });
 
@@ -474,46 +466,42 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startTestServer({ retryMs: RETRY_MS, maxConnectionsPerUser: 1 });
-    const browser = await launch();
-    try {
-      const token = await server.userToken("max");
-      // Two contexts are two browsers: they cannot share a stream.
-      const first = await browser.newContext({ viewport: DESKTOP });
-      const second = await browser.newContext({ viewport: DESKTOP });
-      const holder = await first.newPage();
-      await holder.goto(`${server.url}/?token=${token}`);
-      await holder.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
+    await using browser = await launch();
+    const token = await server.userToken("max");
+    // Two contexts are two browsers: they cannot share a stream.
+    const first = await browser.newContext({ viewport: DESKTOP });
+    const second = await browser.newContext({ viewport: DESKTOP });
+    const holder = await first.newPage();
+    await holder.goto(`${server.url}/?token=${token}`);
+    await holder.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
 
-      const page = await second.newPage();
-      const errors = new ErrorLog();
-      errors.expected = /status of 429/;
-      errors.watch(page, "refused tab");
-      let subscribes = 0;
-      page.on("request", (r) => {
-        if (r.url().includes("/alarm/subscribe")) subscribes++;
-      });
-      const listed = await publish(server, "comment", "listed over REST", "max");
-      await page.goto(`${server.url}/?token=${token}`);
-      await page.locator('#status[data-state="too_many_connections"]').waitFor({ timeout: 5_000 });
-      await item(page, listed.id).waitFor({ timeout: 1_000 });
-      const notice = page.getByRole("alert");
-      await notice.waitFor({ state: "visible", timeout: 1_000 });
-      assert.match(String(await notice.textContent()), /refused/);
-      assert.equal(server.server.connectionCount("max"), 1);
-      const alarm = await publish(server, "comment", "replayed once connected", "max");
+    const page = await second.newPage();
+    const errors = new ErrorLog();
+    errors.expected = /status of 429/;
+    errors.watch(page, "refused tab");
+    let subscribes = 0;
+    page.on("request", (r) => {
+      if (r.url().includes("/alarm/subscribe")) subscribes++;
+    });
+    const listed = await publish(server, "comment", "listed over REST", "max");
+    await page.goto(`${server.url}/?token=${token}`);
+    await page.locator('#status[data-state="too_many_connections"]').waitFor({ timeout: 5_000 });
+    await item(page, listed.id).waitFor({ timeout: 1_000 });
+    const notice = page.getByRole("alert");
+    await notice.waitFor({ state: "visible", timeout: 1_000 });
+    assert.match(String(await notice.textContent()), /refused/);
+    assert.equal(server.server.connectionCount("max"), 1);
+    const alarm = await publish(server, "comment", "replayed once connected", "max");
 
-      // The holder leaves: the refused tab connects after Retry-After, and says so.
-      await first.close();
-      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 10_000 });
-      await item(page, alarm.id).waitFor({ timeout: 1_000 });
-      assert.ok(await notice.isHidden(), "the refusal notice is gone once connected");
-      assert.ok(subscribes <= 4, `${subscribes} stream requests: it waited between tries`);
-      assert.equal(server.server.connectionCount("max"), 1);
-      assert.deepEqual(errors.errors, []);
-      await second.close();
-    } finally {
-      await browser.close();
-    }
+    // The holder leaves: the refused tab connects after Retry-After, and says so.
+    await first.close();
+    await page.locator('#status[data-state="connected"]').waitFor({ timeout: 10_000 });
+    await item(page, alarm.id).waitFor({ timeout: 1_000 });
+    assert.ok(await notice.isHidden(), "the refusal notice is gone once connected");
+    assert.ok(subscribes <= 4, `${subscribes} stream requests: it waited between tries`);
+    assert.equal(server.server.connectionCount("max"), 1);
+    assert.deepEqual(errors.errors, []);
+    await second.close();
   },
 });
 
@@ -522,38 +510,34 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startTestServer({ retryMs: RETRY_MS });
-    const browser = await launch();
-    try {
-      const context = await browser.newContext({ viewport: DESKTOP });
-      const errors = new ErrorLog();
-      const token = await server.userToken("noa");
-      const old = await publish(server, "comment", "from yesterday", "noa");
-      const pages: Page[] = [];
-      for (const name of ["tab 1", "tab 2"]) {
-        const page = await context.newPage();
-        errors.watch(page, name);
-        await page.goto(`${server.url}/?token=${token}`);
-        await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
-        await item(page, old.id).waitFor({ timeout: 1_000 });
-        pages.push(page);
-      }
-      await eventually("one stream", () => server.server.connectionCount("noa") === 1);
-      const leaders = await Promise.all(pages.map((p) => client<boolean>(p, "isLeader")));
-      const [leader, other] = leaders[0] ? pages : [pages[1], pages[0]];
-      // The next leader's stream is held back until the alarm exists: only a resume finds it.
-      const published = Promise.withResolvers<void>();
-      await holdStreams(other, published.promise);
-      await leader.close();
-      const fresh = await publish(server, "mention", "while no tab held the stream", "noa");
-      published.resolve();
-      await item(other, fresh.id).waitFor({ timeout: 5_000 });
-      assert.equal(await badge(other), 2);
-      assert.equal(await client(other, "isLeader"), true);
-      assert.deepEqual(errors.errors, []);
-      await context.close();
-    } finally {
-      await browser.close();
+    await using browser = await launch();
+    const context = await browser.newContext({ viewport: DESKTOP });
+    const errors = new ErrorLog();
+    const token = await server.userToken("noa");
+    const old = await publish(server, "comment", "from yesterday", "noa");
+    const pages: Page[] = [];
+    for (const name of ["tab 1", "tab 2"]) {
+      const page = await context.newPage();
+      errors.watch(page, name);
+      await page.goto(`${server.url}/?token=${token}`);
+      await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
+      await item(page, old.id).waitFor({ timeout: 1_000 });
+      pages.push(page);
     }
+    await eventually("one stream", () => server.server.connectionCount("noa") === 1);
+    const leaders = await Promise.all(pages.map((p) => client<boolean>(p, "isLeader")));
+    const [leader, other] = leaders[0] ? pages : [pages[1], pages[0]];
+    // The next leader's stream is held back until the alarm exists: only a resume finds it.
+    const published = Promise.withResolvers<void>();
+    await holdStreams(other, published.promise);
+    await leader.close();
+    const fresh = await publish(server, "mention", "while no tab held the stream", "noa");
+    published.resolve();
+    await item(other, fresh.id).waitFor({ timeout: 5_000 });
+    assert.equal(await badge(other), 2);
+    assert.equal(await client(other, "isLeader"), true);
+    assert.deepEqual(errors.errors, []);
+    await context.close();
   },
 });
 
