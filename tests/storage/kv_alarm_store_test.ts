@@ -120,6 +120,17 @@ function deferred() {
 
 // ---- two processes on one KV file ---------------------------------------------------------------
 
+/** Two stores on one KV file, each with its own handle, as two processes hold it. */
+async function twoProcesses(wrapB: (kv: Deno.Kv) => Deno.Kv = (kv) => kv) {
+  const { dir, path } = await tempKvPath();
+  const kvA = await Deno.openKv(path);
+  const kvB = await Deno.openKv(path);
+  const options = defaultOptions();
+  const a = createKvAlarmStore(kvA, options);
+  const b = createKvAlarmStore(wrapB(kvB), options);
+  return { a, b, clock: options.clock, close: () => shutdown([a, b], [kvA, kvB], dir) };
+}
+
 Deno.test("KvAlarmStore: two processes creating for the same users store each alarm once, in id order", async () => {
   const { dir, path } = await tempKvPath();
   const kvA = await Deno.openKv(path);
@@ -262,23 +273,18 @@ Deno.test("KvAlarmStore: two processes creating for the same users store each al
 });
 
 Deno.test("KvAlarmStore: two processes never give the same id to two users, even with lagging clocks", async () => {
-  const { dir, path } = await tempKvPath();
-  const kvA = await Deno.openKv(path);
-  const kvB = await Deno.openKv(path);
-  const options = defaultOptions();
-  const a = createKvAlarmStore(kvA, options);
-  const b = createKvAlarmStore(kvB, options);
+  const { a, b, clock, close } = await twoProcesses();
   try {
     const [first] = await createMany(a, "ana", 1);
     // The clock is corrected backwards (both processes share it here); ids must still be new.
-    options.clock.stepBack(MINUTE);
+    clock.stepBack(MINUTE);
     const [forBo] = await createMany(a, "bo", 1);
     const [forAna] = await createMany(b, "ana", 1);
     assert.ok(forAna.id > first.id, "ana's ids increase across processes");
     const ids = [first.id, forBo.id, forAna.id];
     assert.equal(new Set(ids).size, 3, `alarm ids are unique across processes: ${ids}`);
   } finally {
-    await shutdown([a, b], [kvA, kvB], dir);
+    await close();
   }
 });
 
@@ -296,23 +302,19 @@ async function raceOnOneAlarm<T>(
     changes: AlarmChange[],
   ) => Promise<void>,
 ) {
-  const { dir, path } = await tempKvPath();
-  const kvA = await Deno.openKv(path);
-  const kvB = await Deno.openKv(path);
-  const options = defaultOptions();
   const headRead = deferred();
   const alarmRead = deferred();
   let gated = false;
-  const slowHeadsKv = hookedKv(kvB, {
-    beforeGetMany: (keys) => {
-      if (gated && keys.some(isHead)) return headRead.promise;
-    },
-    afterGetMany: (keys) => {
-      if (gated && keys.some(isAlarm)) alarmRead.resolve();
-    },
-  });
-  const a = createKvAlarmStore(kvA, options);
-  const b = createKvAlarmStore(slowHeadsKv, options);
+  const { a, b, close } = await twoProcesses((kvB) =>
+    hookedKv(kvB, {
+      beforeGetMany: (keys) => {
+        if (gated && keys.some(isHead)) return headRead.promise;
+      },
+      afterGetMany: (keys) => {
+        if (gated && keys.some(isAlarm)) alarmRead.resolve();
+      },
+    })
+  );
   try {
     const [alarm] = await createMany(a, "ana", 3);
     const heardA = recordChanges(a);
@@ -331,7 +333,7 @@ async function raceOnOneAlarm<T>(
     await check({ a: fromA, b: settledB }, a, alarm, [...heardA.changes, ...heardB.changes]);
   } finally {
     headRead.resolve();
-    await shutdown([a, b], [kvA, kvB], dir);
+    await close();
   }
 }
 
@@ -503,12 +505,7 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
 });
 
 Deno.test("KvAlarmStore: a writer alone notices another process's write through the epoch and keeps counters exact", async () => {
-  const { dir, path } = await tempKvPath();
-  const kvA = await Deno.openKv(path);
-  const kvB = await Deno.openKv(path);
-  const options = defaultOptions();
-  const a = createKvAlarmStore(kvA, options);
-  const b = createKvAlarmStore(kvB, options);
+  const { a, b, close } = await twoProcesses();
   try {
     // A writes alone and caches kim's head; B then changes kim behind A's back.
     const [first] = await a.create([newItem("kim"), newItem("kim")]);
@@ -530,6 +527,6 @@ Deno.test("KvAlarmStore: a writer alone notices another process's write through 
     assert.ok(fourth.alarm.id > third.alarm.id);
     assert.equal((await b.userState("kim")).total, 4);
   } finally {
-    await shutdown([a, b], [kvA, kvB], dir);
+    await close();
   }
 });
