@@ -112,11 +112,16 @@ export function createRawHttpPool(url: string, size: number): RawHttpPool {
   return {
     request(method, path, headers, body) {
       if (closed) return Promise.reject(new Error("pool closed"));
+      const bodyBytes = encoder.encode(body);
       let head = `${method} ${path} HTTP/1.1\r\nhost: ${hostname}:${port}\r\n`;
       for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-      head += `content-length: ${encoder.encode(body).byteLength}\r\n\r\n`;
+      const headBytes = encoder.encode(`${head}content-length: ${bodyBytes.byteLength}\r\n\r\n`);
+      // One buffer, one write: the request leaves in a single segment.
+      const bytes = new Uint8Array(headBytes.byteLength + bodyBytes.byteLength);
+      bytes.set(headBytes);
+      bytes.set(bodyBytes, headBytes.byteLength);
       return new Promise<number>((resolve, reject) => {
-        const job = { bytes: encoder.encode(head + body), resolve, reject };
+        const job = { bytes, resolve, reject };
         const free = idle.pop();
         if (free) free.run(job);
         else if (open < size) {

@@ -1,5 +1,5 @@
 import { ulidTimeOf } from "../domain/ulid.ts";
-import { isBusy } from "./kv_alarm_store.ts";
+import { DEFAULT_EXPIRY_MARGIN_MS, isBusy } from "./kv_alarm_store.ts";
 import { kvKeys } from "./kv_keys.ts";
 
 /** The key layout this alarmd writes (kv_keys.ts); stored at ["v"] once a file is on it. */
@@ -43,7 +43,7 @@ export async function ensureKvLayout(
         "run the alarmd version that wrote it, or a newer one",
     );
   }
-  const lifetimeMs = options.retentionMs + (options.expiryMarginMs ?? 24 * 3600_000);
+  const lifetimeMs = options.retentionMs + (options.expiryMarginMs ?? DEFAULT_EXPIRY_MARGIN_MS);
   let moved = 0;
   for (const { prefix, to, expires } of LAYOUT_1) {
     for (;;) {
