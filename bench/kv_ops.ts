@@ -3,7 +3,8 @@
  * SQLite thread (from /proc/self/task, Linux only), for single sets, alarm-shaped atomics (4
  * mutations), gets, and 100-alarm atomics. These fixed costs are why group commit matters.
  * Then alarms to random users in the old key layout against the current one (kv_keys.ts), and a
- * read issued during a big commit, on the writing connection and on a second one.
+ * read issued during a big commit, on the writing connection and on a second one. Last, what
+ * staging one `set` in an atomic costs on the JS thread by kind of value ("setcost" rows).
  *
  *   deno run --unstable-kv -A bench/kv_ops.ts
  */
@@ -125,4 +126,28 @@ for (
 }
 writer.close();
 reader.close();
+
+// Staging a set: numbers, null and objects go through V8's serializer, bytes are kept as they are.
+const staging = await Deno.openKv(":memory:");
+const kinds: [string, unknown][] = [
+  ["number", 1],
+  ["null", null],
+  ["empty bytes", new Uint8Array(0)],
+  ["head object", head],
+];
+for (const [label, v] of kinds) {
+  let perSet = 0;
+  for (let round = 0; round < 3; round++) {
+    const started = performance.now();
+    for (let j = 0; j < 2000; j++) {
+      const a = staging.atomic();
+      for (let i = 0; i < 50; i++) {
+        a.set(kvKeys.unread(`user-${i}`, "01HZZZZZZZZZZZZZZZZZZZZZZZ"), v);
+      }
+    }
+    perSet = (performance.now() - started) * 1000 / 100_000;
+  }
+  console.log(`setcost: staging a set of ${label.padEnd(12)} ${perSet.toFixed(2)} µs`);
+}
+staging.close();
 await Deno.remove(dir, { recursive: true });

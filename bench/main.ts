@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: starts alarmd on a fresh KV file (or targets --url), opens N idle SSE
  * streams from separate raw-socket client processes, publishes from another process over up to
- * 256 raw keep-alive sockets (bench/raw_http.ts), and measures:
+ * --sockets (1,024) raw keep-alive sockets (bench/raw_http.ts), and measures:
  *   idle      server RSS per connection 3 s after connecting, and settled (--settle-seconds,
  *             default 40: the lowest of the last 5 one-second samples)
  *   targeted  alarms to random users at --rate for --seconds: publish→deliver p50/p90/p99/max,
@@ -19,6 +19,7 @@
  *                                     and publishers spread over them
  *                   [--server-env K=V,K=V]   extra ALARMD_* settings for the server under test
  *                   [--settle-seconds 40]    how long idle streams are held before memory is read
+ *                   [--sockets 1024]   the publisher's keep-alive sockets (requests outstanding)
  */
 import { SignJWT } from "jose";
 
@@ -39,6 +40,8 @@ interface Options {
   instances: number;
   /** How long idle streams are held before their settled memory is read. */
   settleSeconds: number;
+  /** The publisher's keep-alive sockets: how many requests it may have outstanding. */
+  sockets: number;
   env: Record<string, string>;
 }
 
@@ -65,6 +68,7 @@ function parseOptions(args: string[]): Options {
     compare: get("compare"),
     instances: Number(get("instances") ?? 1),
     settleSeconds: Number(get("settle-seconds") ?? 40),
+    sockets: Number(get("sockets") ?? 1024),
     env,
   };
 }
@@ -374,7 +378,13 @@ async function runScenarios(target: Target, opts: Options) {
   const clients: Rpc[] = [];
   const publisher = await token(opts.secret, "bench-publisher", true);
   const pub = (cmd: Record<string, unknown>) =>
-    runPublisher({ ...cmd, url: target.url, token: publisher, mode: target.mode });
+    runPublisher({
+      ...cmd,
+      url: target.url,
+      token: publisher,
+      mode: target.mode,
+      sockets: opts.sockets,
+    });
   const stats = async (extra: Record<string, unknown> = {}) =>
     merge(await Promise.all(clients.map((c) => c.call({ op: "stats", ...extra }))));
   const waitDelivered = async (count: number) => {
@@ -445,6 +455,7 @@ async function runScenarios(target: Target, opts: Options) {
           rate: opts.rate / urls.length,
           seconds: opts.seconds,
           users: opts.connections,
+          sockets: opts.sockets,
         })
       ));
       const published = {
