@@ -21,6 +21,7 @@ import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
 import { ensureKvLayout } from "./storage/kv_layout.ts";
 import { createMetrics } from "./metrics.ts";
+import { FD_RESERVE, readOpenFileLimit, streamCap } from "./open_file_limit.ts";
 import { createRateLimiter } from "./domain/rate_limiter.ts";
 import type { Guards } from "./http/guards.ts";
 import { parseCorsOrigins } from "./http/guards.ts";
@@ -104,12 +105,22 @@ export async function startServer(
     ? createBroadcastBus({ onError: onBusError })
     : createMemoryBus({ onError: onBusError });
   const service = createAlarmService({ store, bus });
+  const openFiles = readOpenFileLimit();
+  const maxConnections = streamCap(config.maxConnections, openFiles, config.workers);
+  if (maxConnections < config.maxConnections && worker === 0) {
+    logger.warn("the open-file limit caps streams below ALARMD_MAX_CONNECTIONS; raise ulimit -n", {
+      openFileLimit: openFiles,
+      reservedForOtherFiles: FD_RESERVE,
+      streamsPerWorker: maxConnections,
+      maxConnections: config.maxConnections,
+    });
+  }
   const hub = createLiveHub({
     store,
     bus,
     clock,
     config: {
-      maxConnections: config.maxConnections,
+      maxConnections,
       maxConnectionsPerUser: config.maxConnectionsPerUser,
       maxQueueBytes: config.maxQueueBytes,
       heartbeatMs: config.heartbeatMs,

@@ -105,16 +105,29 @@ export interface ServeProcess extends AlarmdProcess {
 export async function startServeProcess(
   env: Record<string, string>,
   args: string[] = [],
+  options: { openFileLimit?: number } = {},
 ): Promise<ServeProcess> {
   const { TEST_SECRET } = await import("./test_server.ts");
   const ownDir = env.ALARMD_KV_PATH ? null : await Deno.makeTempDir({ prefix: "alarmd-process-" });
+  const limited = options.openFileLimit
+    ? {
+      // The shell lowers its own limit, then becomes deno, which inherits it.
+      command: [
+        "sh",
+        "-c",
+        `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`,
+        Deno.execPath(),
+        ...["run", "--unstable-kv", "--unstable-net", "-A", "main.ts"],
+      ],
+    }
+    : {};
   const proc = await startProcess(["serve", ...args], {
     ALARMD_JWT_SECRET: TEST_SECRET,
     ALARMD_HOST: "127.0.0.1",
     ALARMD_LOG_LEVEL: "info",
     ...(ownDir ? { ALARMD_KV_PATH: `${ownDir}/alarmd.kv` } : {}),
     ...env,
-  });
+  }, limited);
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     const code = await proc.stop(signal);
     if (ownDir) await Deno.remove(ownDir, { recursive: true }).catch(() => {});
