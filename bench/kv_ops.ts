@@ -2,9 +2,10 @@
  * What one Deno KV operation costs, per thread: wall time, CPU on the JS thread and on KV's
  * SQLite thread (from /proc/self/task, Linux only), for single sets, alarm-shaped atomics (4
  * mutations), gets, and 100-alarm atomics. These fixed costs are why group commit matters.
- * Then alarms to random users in the old key layout against the current one (kv_keys.ts), and a
- * read issued during a big commit, on the writing connection and on a second one. Last, what
- * staging one `set` in an atomic costs on the JS thread by kind of value ("setcost" rows).
+ * Then alarms to random users in the old key layout against the current one (kv_keys.ts), what
+ * the index entries cost in commits of 250 ("shape" rows), a read issued during a big commit on
+ * the writing connection and on a second one, and what staging one `set` costs on the JS thread
+ * by kind of value ("setcost" rows).
  *
  *   deno run --unstable-kv -A bench/kv_ops.ts
  */
@@ -99,6 +100,45 @@ for (const batch of [7, 25]) {
   }
 }
 console.log("(layout rows: per commit; divide by the batch size for per alarm)");
+
+// What the index entries cost: commits of 250 alarms to random users (fan-out's shape), the four
+// mutations the store writes (alarm and unread entry with expireIn, retention entry, head), then
+// without the retention entry, then the alarm and head alone.
+const EXPIRE = { expireIn: 30 * 86_400_000 };
+const EMPTY = new Uint8Array(0);
+const shapes: [string, Layout][] = [
+  [
+    "alarm+unread+retention+head",
+    (a, user, id) =>
+      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.unread(user, id), EMPTY, EXPIRE)
+        .set(kvKeys.expiry(id, user), EMPTY).set(kvKeys.head(user), head),
+  ],
+  [
+    "alarm+unread+head",
+    (a, user, id) =>
+      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.unread(user, id), EMPTY, EXPIRE)
+        .set(kvKeys.head(user), head),
+  ],
+  [
+    "alarm+head",
+    (a, user, id) => a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.head(user), head),
+  ],
+];
+for (const [name, write] of shapes) {
+  const file = await Deno.openKv(`${dir}/shape-${name}.kv`);
+  for (let j = 0; j < 200; j++) {
+    const a = file.atomic();
+    for (let i = 0; i < 250; i++) write(a, randomUser(), nextId());
+    await a.commit();
+  }
+  await measure(`${name}, 250/commit`, 80, () => {
+    const a = file.atomic();
+    for (let i = 0; i < 250; i++) write(a, randomUser(), nextId());
+    return a.commit();
+  });
+  file.close();
+}
+console.log("(shape rows: per commit of 250 alarms; divide by 250 for per alarm)");
 
 // A read during a 240-alarm commit: on the writing connection it waits for the commit.
 const writer = await Deno.openKv(`${dir}/rw.kv`);
