@@ -172,7 +172,7 @@ const staging = await Deno.openKv(":memory:");
 const kinds: [string, unknown][] = [
   ["number", 1],
   ["null", null],
-  ["empty bytes", new Uint8Array(0)],
+  ["empty bytes", EMPTY],
   ["head object", head],
 ];
 for (const [label, v] of kinds) {

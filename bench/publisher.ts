@@ -22,9 +22,9 @@ interface Target {
 
 const cmd = JSON.parse(await new Response(Deno.stdin.readable).text());
 /**
- * Keep-alive connections (bench --sockets, default 1024). The cap on requests outstanding: with
- * 256, alarmd topped out at ~4,800 alarms/s whatever the offered rate, since an alarm is answered
- * after its group commit (256 outstanding / ~50 ms); with 1,024 it reached 7,037/s at 8,000/s.
+ * Keep-alive connections (bench --sockets, default 1024). The cap on requests outstanding: an
+ * alarm is answered after its group commit, so with 256 alarmd topped out at 5,248 alarms/s at
+ * 8,000/s offered (256 outstanding / ~50 ms); with 1,024 it reached 7,214/s (README, Performance).
  */
 const pool: RawHttpPool = createRawHttpPool(cmd.url, cmd.sockets ?? 1024);
 

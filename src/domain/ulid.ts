@@ -18,11 +18,26 @@ export function ulidFloorOf(ms: number): string {
   return encodeTime(ms) + "0".repeat(16);
 }
 
+/** The number characters `from` to `to` of `id` encode; exact up to 2^53 (10 characters). */
+function decode32(id: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 32 + ALPHABET.indexOf(id[i]);
+  return n;
+}
+
+/** `n` (a non-negative integer below 32^chars) as exactly `chars` base32 characters. */
+function encode32(n: number, chars: number): string {
+  let out = "";
+  for (let i = 0; i < chars; i++) {
+    out = ALPHABET[n % 32] + out;
+    n = Math.floor(n / 32);
+  }
+  return out;
+}
+
 /** The millisecond an id's first 10 characters encode (never before its alarm's createdAt). */
 export function ulidTimeOf(id: string): number {
-  let t = 0;
-  for (let i = 0; i < 10; i++) t = t * 32 + ALPHABET.indexOf(id[i]);
-  return t;
+  return decode32(id, 0, 10);
 }
 
 let timeCacheMs = -1;
@@ -30,15 +45,12 @@ let timeCache = "";
 
 /** Called for every alarm of a batch, mostly within one millisecond: the last result is kept. */
 function encodeTime(ms: number): string {
-  let t = Math.min(Math.max(0, Math.floor(ms)), MAX_TIME);
-  if (t === timeCacheMs) return timeCache;
-  timeCacheMs = t;
-  let out = "";
-  for (let i = 0; i < 10; i++) {
-    out = ALPHABET[t % 32] + out;
-    t = Math.floor(t / 32);
+  const t = Math.min(Math.max(0, Math.floor(ms)), MAX_TIME);
+  if (t !== timeCacheMs) {
+    timeCacheMs = t;
+    timeCache = encode32(t, 10);
   }
-  return timeCache = out;
+  return timeCache;
 }
 
 /** Random bytes fetched 4 KiB at a time: one `getRandomValues` call per id showed in profiles. */
@@ -86,10 +98,7 @@ const TAIL_SPAN = 2 ** 40;
  */
 export function ulidAfter(id: string): string {
   const head = id.slice(0, id.length - TAIL_CHARS);
-  let tail = 0;
-  for (let i = id.length - TAIL_CHARS; i < id.length; i++) {
-    tail = tail * 32 + ALPHABET.indexOf(id[i]);
-  }
+  let tail = decode32(id, head.length, id.length);
   const r = randomBytes(5);
   tail += 1 + (((r[0] * 256 + r[1]) * 256 + r[2]) * 256 + r[3]) * 256 + r[4];
   let prefix = head;
@@ -101,12 +110,7 @@ export function ulidAfter(id: string): string {
       throw new RangeError("ULID space exhausted");
     }
   }
-  let out = "";
-  for (let i = 0; i < TAIL_CHARS; i++) {
-    out = ALPHABET[tail % 32] + out;
-    tail = Math.floor(tail / 32);
-  }
-  return prefix + out;
+  return prefix + encode32(tail, TAIL_CHARS);
 }
 
 export interface UlidGenerator {

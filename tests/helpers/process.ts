@@ -14,17 +14,25 @@ export interface AlarmdProcess extends AsyncDisposable {
 export async function startProcess(
   args: string[],
   env: Record<string, string>,
-  options: { waitFor?: RegExp; timeoutMs?: number; command?: string[] } = {},
+  options: {
+    waitFor?: RegExp;
+    timeoutMs?: number;
+    command?: string[];
+    /** Starts the process under this `ulimit -n`. */
+    openFileLimit?: number;
+  } = {},
 ): Promise<AlarmdProcess> {
-  const child = new Deno.Command(options.command?.[0] ?? Deno.execPath(), {
-    args: options.command ? [...options.command.slice(1), ...args] : [
-      "run",
-      "--unstable-kv",
-      "--unstable-net",
-      "-A",
-      "main.ts",
-      ...args,
-    ],
+  let argv = [
+    ...(options.command ??
+      [Deno.execPath(), "run", "--unstable-kv", "--unstable-net", "-A", "main.ts"]),
+    ...args,
+  ];
+  if (options.openFileLimit) {
+    // The shell lowers its own limit, then becomes the command, which inherits it.
+    argv = ["sh", "-c", `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`, ...argv];
+  }
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     cwd: ROOT,
     env: { NO_COLOR: "1", ALARMD_PORT: "0", ...env },
     stdin: "null",
@@ -109,25 +117,13 @@ export async function startServeProcess(
 ): Promise<ServeProcess> {
   const { TEST_SECRET } = await import("./test_server.ts");
   const ownDir = env.ALARMD_KV_PATH ? null : await Deno.makeTempDir({ prefix: "alarmd-process-" });
-  const limited = options.openFileLimit
-    ? {
-      // The shell lowers its own limit, then becomes deno, which inherits it.
-      command: [
-        "sh",
-        "-c",
-        `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`,
-        Deno.execPath(),
-        ...["run", "--unstable-kv", "--unstable-net", "-A", "main.ts"],
-      ],
-    }
-    : {};
   const proc = await startProcess(["serve", ...args], {
     ALARMD_JWT_SECRET: TEST_SECRET,
     ALARMD_HOST: "127.0.0.1",
     ALARMD_LOG_LEVEL: "info",
     ...(ownDir ? { ALARMD_KV_PATH: `${ownDir}/alarmd.kv` } : {}),
     ...env,
-  }, limited);
+  }, { openFileLimit: options.openFileLimit });
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     const code = await proc.stop(signal);
     if (ownDir) await Deno.remove(ownDir, { recursive: true }).catch(() => {});
