@@ -2,14 +2,18 @@
  * What one Deno KV operation costs, per thread: wall time, CPU on the JS thread and on KV's
  * SQLite thread (from /proc/self/task, Linux only), for single sets, alarm-shaped atomics (4
  * mutations), gets, and 100-alarm atomics. These fixed costs are why group commit matters.
- * Then alarms to random users in the old key layout against the current one (kv_keys.ts), what
- * the index entries cost in commits of 250 ("shape" rows), a read issued during a big commit on
+ * Then alarms to random users in key layout 1 against layout 2 (kv_keys.ts), what the index
+ * entries cost in commits of 250 ("shape" rows: layout 2, layout 3 without the unread index, and
+ * alarm and head alone), a read issued during a big commit on
  * the writing connection and on a second one, and what staging one `set` costs on the JS thread
  * by kind of value ("setcost" rows).
  *
  *   deno run --unstable-kv -A bench/kv_ops.ts
  */
 import { kvKeys } from "../src/storage/kv_keys.ts";
+
+/** Layout 2's unread index (layout 3 dropped it; kv_keys.ts). */
+const unreadKey = (user: string, id: string): Deno.KvKey => ["U", user, "n", id];
 
 const dir = await Deno.makeTempDir({ prefix: "alarmd-kv-ops-" });
 const kv = await Deno.openKv(`${dir}/ops.kv`);
@@ -76,7 +80,7 @@ const layouts: [string, Layout][] = [
   [
     "layout 2 (per user)",
     (a, user, id) =>
-      a.set(kvKeys.alarm(user, id), value).set(kvKeys.unread(user, id), 1)
+      a.set(kvKeys.alarm(user, id), value).set(unreadKey(user, id), 1)
         .set(kvKeys.expiry(id, user), null).set(kvKeys.head(user), head),
   ],
 ];
@@ -101,22 +105,22 @@ for (const batch of [7, 25]) {
 }
 console.log("(layout rows: per commit; divide by the batch size for per alarm)");
 
-// What the index entries cost: commits of 250 alarms to random users (fan-out's shape), the four
-// mutations the store writes (alarm and unread entry with expireIn, retention entry, head), then
-// without the retention entry, then the alarm and head alone.
+// What the index entries cost: commits of 250 alarms to random users (fan-out's shape), layout 2's
+// four mutations (alarm and unread entry with expireIn, retention entry, head), layout 3's three
+// (no unread entry), then the alarm and head alone.
 const EXPIRE = { expireIn: 30 * 86_400_000 };
 const EMPTY = new Uint8Array(0);
 const shapes: [string, Layout][] = [
   [
-    "alarm+unread+retention+head",
+    "layout 2: alarm+unread+retention+head",
     (a, user, id) =>
-      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.unread(user, id), EMPTY, EXPIRE)
+      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(unreadKey(user, id), EMPTY, EXPIRE)
         .set(kvKeys.expiry(id, user), EMPTY).set(kvKeys.head(user), head),
   ],
   [
-    "alarm+unread+head",
+    "layout 3: alarm+retention+head",
     (a, user, id) =>
-      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.unread(user, id), EMPTY, EXPIRE)
+      a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.expiry(id, user), EMPTY)
         .set(kvKeys.head(user), head),
   ],
   [
@@ -182,7 +186,7 @@ for (const [label, v] of kinds) {
     for (let j = 0; j < 2000; j++) {
       const a = staging.atomic();
       for (let i = 0; i < 50; i++) {
-        a.set(kvKeys.unread(`user-${i}`, "01HZZZZZZZZZZZZZZZZZZZZZZZ"), v);
+        a.set(kvKeys.expiry("01HZZZZZZZZZZZZZZZZZZZZZZZ", `user-${i}`), v);
       }
     }
     perSet = (performance.now() - started) * 1000 / 100_000;

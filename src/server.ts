@@ -65,8 +65,13 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config.logLevel);
   const kv = await openKv(config.kvPath);
   const retentionMs = Math.round(config.retentionDays * 86_400_000);
-  const { moved } = await ensureKvLayout(kv, { now: () => clock.now(), retentionMs });
-  if (moved > 0) logger.info("KV file moved to the current key layout", { keys: moved });
+  const layout = await ensureKvLayout(kv, { now: () => clock.now(), retentionMs });
+  if (layout.moved + layout.dropped > 0) {
+    logger.info("KV file moved to the current key layout", {
+      keysMoved: layout.moved,
+      keysDropped: layout.dropped,
+    });
+  }
   // Reads on their own connection do not queue behind commits (see KvAlarmStoreOptions.readKv).
   const readKv = isLocalFile(config.kvPath) ? await Deno.openKv(config.kvPath) : kv;
   const metrics = createMetrics({

@@ -55,9 +55,9 @@ const EMPTY_HEAD: Head = { last: null, floor: null, total: 0, unread: 0 };
 
 const PROBE_VALUE = new Uint8Array(18 * 1024);
 /**
- * The value of index entries (unread, retention), whose keys say everything. Bytes are stored
- * as they are, where a number or null goes through V8's serializer: about 1 µs per entry, two
- * entries per alarm (`setcost` figures in bench/kv_ops.ts).
+ * The value of retention-index entries, whose keys say everything. Bytes are stored as they
+ * are, where a number or null goes through V8's serializer: about 1 µs per entry, one per alarm
+ * (`setcost` figures in bench/kv_ops.ts).
  */
 const INDEX_VALUE = new Uint8Array(0);
 
@@ -102,6 +102,8 @@ type Unit =
     kind: "readAll";
     userId: string;
     ids: string[];
+    /** Where the next pass's scan resumes (it runs newest first): below this id. */
+    before: string | null;
     done: Deferred<{ ids: string[]; unread: number }>;
   }
   | { kind: "delete"; userId: string; id: string; done: Deferred<{ unread: number }> }
@@ -120,8 +122,8 @@ interface UserPlan {
   oldest: Alarm[];
   /** Alarms this batch creates, ascending. */
   created: Alarm[];
-  /** For readAll: the unread alarms found, and whether there may be more. */
-  unreadListed?: { alarms: Alarm[]; more: boolean };
+  /** For readAll: the unread alarms found, whether there may be more, and the last id scanned. */
+  unreadListed?: { alarms: Alarm[]; more: boolean; last: string | null };
   /** For recount: every stored alarm. */
   all?: Alarm[];
 }
@@ -367,7 +369,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     for (const unit of units) {
       const plan = users.get(userOf(unit))!;
       if (unit.kind === "readAll" && !plan.unreadListed) {
-        lists.push(loadUnread(unit.userId, plan));
+        lists.push(loadUnread(unit.userId, plan, unit.before));
       } else if (unit.kind === "recount") {
         lists.push(
           listValues<Uint8Array>({ prefix: kvKeys.alarmsOf(unit.userId) }, {}).then((rows) => {
@@ -380,19 +382,46 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     return { users, alarms, idem };
   }
 
-  async function loadUnread(userId: string, plan: UserPlan) {
-    const prefix = kvKeys.unreadOf(userId);
-    const rows = await listValues<unknown>(
-      { prefix, start: [...prefix, firstLiveId()] },
-      { limit: LIMITS.readAllPerPass },
-    );
-    const entries = await getMany(rows.map((r) => kvKeys.alarm(userId, kvKeys.idOf(r.key))));
-    plan.unreadListed = {
-      alarms: entries.filter((e) => e.value).map((e) => decode<Alarm>(e.value)).filter((a) =>
-        !expired(a)
-      ),
-      more: rows.length === LIMITS.readAllPerPass,
-    };
+  /**
+   * One pass of readAll: the user's live unread alarms, scanned newest first (where unread ones
+   * gather) from below `before`. There is no unread index to list instead: it was a quarter of
+   * each create's KV work (kv_keys.ts). The scan stops at a pass's worth or once it has found as
+   * many as the head counts, and skips it all when the head counts none.
+   */
+  async function loadUnread(userId: string, plan: UserPlan, before: string | null) {
+    const found: Alarm[] = [];
+    let more = false;
+    let last = before;
+    if (plan.head.unread > 0) {
+      for await (const alarm of scanNewestFirst(userId, before)) {
+        last = alarm.id;
+        if (alarm.readAt !== null) continue;
+        found.push(alarm);
+        if (found.length === LIMITS.readAllPerPass) {
+          more = true;
+          break;
+        }
+        if (found.length >= plan.head.unread) break;
+      }
+    }
+    plan.unreadListed = { alarms: found, more, last };
+  }
+
+  /** A user's alarms still within retention, newest first, below `before` when given. */
+  async function* scanNewestFirst(userId: string, before: string | null, batchSize = 500) {
+    const prefix = kvKeys.alarmsOf(userId);
+    const live = firstLiveId();
+    if (before !== null && before <= live) return;
+    const start = [...prefix, live];
+    const selector: Deno.KvListSelector = before
+      ? { start, end: [...prefix, before] }
+      : { prefix, start };
+    for await (const entry of reader.list<Uint8Array>(selector, { reverse: true, batchSize })) {
+      const alarm = decode<Alarm>(entry.value);
+      // Newest first: once one is expired, every older one is too.
+      if (expired(alarm)) return;
+      yield alarm;
+    }
   }
 
   /** Whether this batch may rely on the writer claim alone. */
@@ -610,10 +639,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         del(kvKeys.alarm(alarm.userId, alarm.id)),
         del(kvKeys.expiry(alarm.id, alarm.userId)),
       );
-      if (alarm.readAt === null) {
-        muts.push(del(kvKeys.unread(alarm.userId, alarm.id)));
-        head.unread--;
-      }
+      if (alarm.readAt === null) head.unread--;
       head.total--;
       alarms.set(alarmMapKey(alarm.userId, alarm.id), null);
     };
@@ -665,10 +691,8 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           readAt: null,
         };
         const bytes = encode(alarm);
-        const expireIn = retentionMs + expiryMarginMs;
         muts.push(
-          set(kvKeys.alarm(userId, alarm.id), bytes, expireIn),
-          set(kvKeys.unread(userId, alarm.id), INDEX_VALUE, expireIn),
+          set(kvKeys.alarm(userId, alarm.id), bytes, retentionMs + expiryMarginMs),
           set(kvKeys.expiry(alarm.id, userId), INDEX_VALUE),
         );
         let record: IdempotencyRecord | null = null;
@@ -723,10 +747,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           continue;
         }
         const updated = { ...alarm, readAt: nowIso };
-        muts.push(
-          set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)),
-          del(kvKeys.unread(userId, alarm.id)),
-        );
+        muts.push(set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)));
         head.unread--;
         if (!fits(userId, muts)) break;
         alarms.set(alarmMapKey(userId, alarm.id), updated);
@@ -743,10 +764,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           const alarm = alarms.has(key) ? current(userId, listedAlarm.id) : listedAlarm;
           if (!alarm || alarm.readAt !== null) continue;
           const updated = { ...alarm, readAt: nowIso };
-          muts.push(
-            set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)),
-            del(kvKeys.unread(userId, alarm.id)),
-          );
+          muts.push(set(kvKeys.alarm(userId, alarm.id), encode(updated), alarmExpireIn(alarm)));
           updates.push(updated);
           changedIds.push(alarm.id);
           head.unread--;
@@ -757,12 +775,13 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
           touch(userId, head);
           changes.push({ kind: "read", userId, ids: changedIds, unread: head.unread });
         }
-        // Another pass only if this one made progress: the index holds only unread alarms.
-        const more = listed.more && changedIds.length > 0;
-        user.unreadListed = { alarms: [], more: false };
+        // The next pass resumes below the last id scanned, so passes always end.
+        const { more, last } = listed;
+        user.unreadListed = { alarms: [], more: false, last };
         const unread = head.unread;
         effects.push(() => {
           unit.ids.push(...changedIds);
+          unit.before = last;
           // Effects run while this batch is in flight: its end starts the next pass.
           if (more) queue.unshift(unit);
           else unit.done.resolve({ ids: unit.ids, unread });
@@ -895,40 +914,13 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       return read(async () => {
         const items: Alarm[] = [];
         const want = query.limit + 1;
-        const prefix = query.unreadOnly ? kvKeys.unreadOf(userId) : kvKeys.alarmsOf(userId);
-        const selector: Deno.KvListSelector = query.before
-          ? { prefix, end: [...prefix, query.before] }
-          : { prefix };
-        const iter = reader.list<unknown>(selector, {
-          reverse: true,
-          batchSize: Math.min(want, 500),
-        });
-        let pendingIds: string[] = [];
-        const flushUnread = async () => {
-          const entries = await getMany(pendingIds.map((id) => kvKeys.alarm(userId, id)));
-          pendingIds = [];
-          for (const e of entries) {
-            if (!e.value) continue;
-            const alarm = decode<Alarm>(e.value);
-            if (!expired(alarm) && alarm.readAt === null) items.push(alarm);
-          }
-        };
-        for await (const entry of iter) {
-          if (query.unreadOnly) {
-            pendingIds.push(kvKeys.idOf(entry.key));
-            if (items.length + pendingIds.length >= want) {
-              await flushUnread();
-              if (items.length >= want) break;
-            }
-            continue;
-          }
-          const alarm = decode<Alarm>(entry.value);
-          // Newest first: once one is expired, every older one is too.
-          if (expired(alarm)) break;
+        // Unread ones are found by scanning: at most the per-user cap, newest (mostly unread) first.
+        const batchSize = Math.min(query.unreadOnly ? 4 * want : want, 500);
+        for await (const alarm of scanNewestFirst(userId, query.before ?? null, batchSize)) {
+          if (query.unreadOnly && alarm.readAt !== null) continue;
           items.push(alarm);
           if (items.length >= want) break;
         }
-        if (pendingIds.length > 0) await flushUnread();
         const page = items.slice(0, query.limit);
         return {
           items: page,
@@ -968,7 +960,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     },
 
     markAllRead(userId) {
-      return enqueue((done) => ({ kind: "readAll", userId, ids: [], done }));
+      return enqueue((done) => ({ kind: "readAll", userId, ids: [], before: null, done }));
     },
 
     delete(userId, id) {

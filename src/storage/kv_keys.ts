@@ -1,24 +1,28 @@
 /**
  * Every Deno KV key alarmd writes, in one place. Prefixes are one letter because an atomic
- * commit may hold at most 80 KiB of keys, and every alarm writes three of them.
+ * commit may hold at most 80 KiB of keys, and every alarm writes two of them.
  *
  * | key                          | value                    | written by                    |
  * |------------------------------|--------------------------|-------------------------------|
  * | ["U", userId, "a", alarmId]  | alarm JSON (UTF-8 bytes) | create, read, delete, sweep   |
- * | ["U", userId, "h"]           | HeadValue                | every change of the user      |
- * | ["U", userId, "n", alarmId]  | 1 (unread index)         | create, read, delete, sweep   |
- * | ["t", alarmId, userId]       | null (retention index)   | create, delete, sweep         |
+ * | ["U", userId, "h"]           | head (V8-serialized)      | every change of the user      |
+ * | ["t", alarmId, userId]       | empty bytes (retention)  | create, delete, sweep         |
  * | ["i", scope, "one", key]     | idempotency record bytes | create with Idempotency-Key   |
  * | ["i", scope, "batch", key, n]| idempotency record bytes | batch with Idempotency-Key    |
  * | ["p"]                        | probe bytes              | readiness probe               |
- * | ["v"]                        | layout version (2)       | kv_layout.ts, once            |
+ * | ["v"]                        | layout version (3)       | kv_layout.ts, once            |
  * | ["w"]                        | 1 (writer claim)         | a claim; shared-mode commits  |
  *
- * A user's keys sit side by side under ["U", userId]: a create writes the newest alarm, the
- * head right after it, and the newest unread entry, so SQLite mostly dirties one B-tree page per
- * alarm instead of three far apart. With alarms to random users that cut the KV thread's CPU
- * per alarm by about a third (`bench/kv_ops.ts`, "layout" rows: 116 → 74 µs in commits of 7). Layout 1 kept alarms, unread
- * entries and heads under separate prefixes; kv_layout.ts moves such a file over at start-up.
+ * A user's keys sit side by side under ["U", userId]: a create writes the newest alarm and the
+ * head right after it, so SQLite mostly dirties one B-tree page per alarm instead of several far
+ * apart. With alarms to random users that cut the KV thread's CPU per alarm by about a third
+ * (`bench/kv_ops.ts`, "layout" rows: 116 → 74 µs in commits of 7). Layout 1 kept alarms, unread
+ * entries and heads under separate prefixes; layout 2 kept an unread index,
+ * ["U", userId, "n", alarmId], which cost about a sixth of a create's KV work ("shape" rows) and
+ * a quarter of its mutations, to spare a scan that the per-user cap bounds: unread alarms are
+ * now found by scanning the user's alarms newest first. kv_layout.ts moves older files over at
+ * start-up. The retention index stays: its keys follow time, so SQLite appends them to one page
+ * (the "shape" rows price it near zero), and the sweeper finds expired alarms without a scan.
  *
  * The head is the user's optimistic lock: every commit that changes a user's alarms sets it, so
  * processes sharing one KV never interleave half-updates. ["w"] is the writer claim: a process
@@ -31,9 +35,7 @@
 export const kvKeys = {
   alarm: (userId: string, id: string): Deno.KvKey => ["U", userId, "a", id],
   alarmsOf: (userId: string): Deno.KvKey => ["U", userId, "a"],
-  unread: (userId: string, id: string): Deno.KvKey => ["U", userId, "n", id],
-  unreadOf: (userId: string): Deno.KvKey => ["U", userId, "n"],
-  /** The alarm id of an alarm or unread-index key: always the last part. */
+  /** The alarm id of an alarm key: always the last part. */
   idOf: (key: Deno.KvKey): string => key[key.length - 1] as string,
   expiry: (id: string, userId: string): Deno.KvKey => ["t", id, userId],
   expiryAll: ["t"] as Deno.KvKey,

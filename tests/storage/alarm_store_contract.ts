@@ -456,6 +456,22 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(await listAll(store, "ana", true), []);
   });
 
+  test("unread alarms among many read ones are listed and marked, whatever their order", async ({ store }) => {
+    // 650 alarms: every third one left unread (217), so passes of 200 and pages of 97 both end
+    // among read alarms.
+    const ids = idsOf(await createMany(store, "ana", 650));
+    const unread = ids.filter((_, i) => i % 3 === 0);
+    for (const id of ids.filter((_, i) => i % 3 !== 0)) await store.markRead("ana", id);
+    assert.deepEqual(idsOf(await listAll(store, "ana", true)), [...unread].reverse());
+    const result = await within(store.markAllRead("ana"), CALL_TIMEOUT_MS, "markAllRead");
+    assert.deepEqual({ ids: sorted(result.ids), unread: result.unread }, {
+      ids: unread,
+      unread: 0,
+    });
+    assert.deepEqual(await listAll(store, "ana", true), []);
+    assert.equal((await store.userState("ana")).unread, 0);
+  });
+
   test(
     "markAllRead changes the alarms still kept while 250 expired ones await the sweeper",
     async ({

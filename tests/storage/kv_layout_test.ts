@@ -10,10 +10,14 @@ const encoder = new TextEncoder();
 const RETENTION_MS = 30 * DAY;
 
 /**
- * A KV file as alarmd wrote it before layout 2: alarms under ["a"], unread entries under ["u"],
- * heads under ["h"]. Kim has three alarms, the first read; Lee has one, unread.
+ * A KV file as an older alarmd wrote it. Layout 1: alarms under ["a"], unread entries under
+ * ["u"], heads under ["h"]. Layout 2: all under ["U", user], with an unread index under "n".
+ * Kim has three alarms, the first read; Lee has one, unread.
  */
-async function writeLayout1(path: string): Promise<{ kim: Alarm[]; lee: Alarm[] }> {
+async function writeOldLayout(
+  path: string,
+  layout: 1 | 2,
+): Promise<{ kim: Alarm[]; lee: Alarm[] }> {
   const kv = await Deno.openKv(path);
   const ids = createUlidGenerator();
   const make = (userId: string, n: number, read: boolean, after: string | null): Alarm => ({
@@ -28,13 +32,25 @@ async function writeLayout1(path: string): Promise<{ kim: Alarm[]; lee: Alarm[] 
   for (let n = 0; n < 3; n++) kim.push(make("kim", n, n === 0, kim.at(-1)?.id ?? null));
   const lee = [make("lee", 5, false, null)];
   const atomic = kv.atomic();
+  const [alarmKey, unreadKey, headKey] = layout === 1
+    ? [
+      (a: Alarm) => ["a", a.userId, a.id],
+      (a: Alarm) => ["u", a.userId, a.id],
+      (u: string) => ["h", u],
+    ]
+    : [
+      (a: Alarm) => ["U", a.userId, "a", a.id],
+      (a: Alarm) => ["U", a.userId, "n", a.id],
+      (u: string) => ["U", u, "h"],
+    ];
   for (const alarm of [...kim, ...lee]) {
-    atomic.set(["a", alarm.userId, alarm.id], encoder.encode(JSON.stringify(alarm)));
-    if (alarm.readAt === null) atomic.set(["u", alarm.userId, alarm.id], 1);
+    atomic.set(alarmKey(alarm), encoder.encode(JSON.stringify(alarm)));
+    if (alarm.readAt === null) atomic.set(unreadKey(alarm), 1);
     atomic.set(kvKeys.expiry(alarm.id, alarm.userId), null);
   }
-  atomic.set(["h", "kim"], { last: kim[2].id, floor: null, total: 3, unread: 2 });
-  atomic.set(["h", "lee"], { last: lee[0].id, floor: null, total: 1, unread: 1 });
+  atomic.set(headKey("kim"), { last: kim[2].id, floor: null, total: 3, unread: 2 });
+  atomic.set(headKey("lee"), { last: lee[0].id, floor: null, total: 1, unread: 1 });
+  if (layout === 2) atomic.set(kvKeys.layoutVersion, 2);
   assert.ok((await atomic.commit()).ok);
   kv.close();
   return { kim, lee };
@@ -57,56 +73,71 @@ async function countUnder(kv: Deno.Kv, prefix: Deno.KvKey) {
 
 const layoutOptions = { now: () => START + 60_000, retentionMs: RETENTION_MS };
 
-Deno.test("KV layout: a layout-1 file is moved over and the store reads and extends it as before", async () => {
-  await withFile(async (path) => {
-    const { kim, lee } = await writeLayout1(path);
-    const kv = await Deno.openKv(path);
-    try {
-      assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 4 + 3 + 2 });
-      for (const old of [["a"], ["u"], ["h"]]) assert.equal(await countUnder(kv, old), 0);
-      assert.equal((await kv.get(kvKeys.layoutVersion)).value, KV_LAYOUT_VERSION);
+for (const layout of [1, 2] as const) {
+  Deno.test(`KV layout: a layout-${layout} file is moved over and the store reads and extends it as before`, async () => {
+    await withFile(async (path) => {
+      const { kim, lee } = await writeOldLayout(path, layout);
+      const kv = await Deno.openKv(path);
+      try {
+        // Layout 1's alarms and heads move; the unread entries of either layout are dropped.
+        assert.deepEqual(
+          await ensureKvLayout(kv, layoutOptions),
+          layout === 1 ? { moved: 4 + 2, dropped: 3 } : { moved: 0, dropped: 3 },
+        );
+        for (const old of [["a"], ["u"], ["h"]]) assert.equal(await countUnder(kv, old), 0);
+        assert.equal(await countUnder(kv, ["U"]), 4 + 2, "alarms and heads, no unread entries");
+        assert.equal(await countUnder(kv, ["t"]), 4, "the retention index stays");
+        assert.equal((await kv.get(kvKeys.layoutVersion)).value, KV_LAYOUT_VERSION);
 
-      const clock = createTestClock(START + 60_000);
-      const store = createKvAlarmStore(kv, {
-        clock,
-        retentionMs: RETENTION_MS,
-        maxAlarmsPerUser: 3,
-      });
-      assert.deepEqual(await store.listAfter("kim", null, 10), kim);
-      assert.deepEqual(await store.listAfter("lee", null, 10), lee);
-      assert.deepEqual(await store.userState("kim"), {
-        lastId: kim[2].id,
-        floorId: null,
-        total: 3,
-        unread: 2,
-      });
-      const unread = await store.list("kim", { limit: 10, unreadOnly: true });
-      assert.deepEqual(unread.items.map((a) => a.id), [kim[2].id, kim[1].id]);
+        const clock = createTestClock(START + 60_000);
+        const store = createKvAlarmStore(kv, {
+          clock,
+          retentionMs: RETENTION_MS,
+          maxAlarmsPerUser: 3,
+        });
+        assert.deepEqual(await store.listAfter("kim", null, 10), kim);
+        assert.deepEqual(await store.listAfter("lee", null, 10), lee);
+        assert.deepEqual(await store.userState("kim"), {
+          lastId: kim[2].id,
+          floorId: null,
+          total: 3,
+          unread: 2,
+        });
+        const unread = await store.list("kim", { limit: 10, unreadOnly: true });
+        assert.deepEqual(unread.items.map((a) => a.id), [kim[2].id, kim[1].id]);
 
-      // A new alarm follows the moved head: later id, and the cap drops the oldest moved one.
-      const [{ alarm }] = await store.create([newItem("kim")]);
-      assert.ok(alarm.id > kim[2].id);
-      assert.deepEqual(
-        (await store.listAfter("kim", null, 10)).map((a) => a.id),
-        [kim[1].id, kim[2].id, alarm.id],
-      );
-      assert.equal((await store.userState("kim")).unread, 3);
-      assert.deepEqual(await store.markRead("kim", kim[1].id), { changed: true, unread: 2 });
-      await store.close();
-    } finally {
-      kv.close();
-    }
+        // A new alarm follows the moved head: later id, and the cap drops the oldest moved one.
+        const [{ alarm }] = await store.create([newItem("kim")]);
+        assert.ok(alarm.id > kim[2].id);
+        assert.deepEqual(
+          (await store.listAfter("kim", null, 10)).map((a) => a.id),
+          [kim[1].id, kim[2].id, alarm.id],
+        );
+        assert.equal((await store.userState("kim")).unread, 3);
+        assert.deepEqual(await store.markRead("kim", kim[1].id), { changed: true, unread: 2 });
+        assert.deepEqual(
+          (await store.list("kim", { limit: 10, unreadOnly: true })).items.map((a) => a.id),
+          [alarm.id, kim[2].id],
+        );
+        assert.deepEqual(await store.markAllRead("kim"), { ids: [alarm.id, kim[2].id], unread: 0 });
+        assert.deepEqual((await store.list("kim", { limit: 10, unreadOnly: true })).items, []);
+        await store.close();
+        assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 0, dropped: 0 });
+      } finally {
+        kv.close();
+      }
+    });
   });
-});
+}
 
 Deno.test("KV layout: a current file and a new file are stamped once and nothing moves", async () => {
   await withFile(async (path) => {
     const kv = await Deno.openKv(path);
     try {
-      assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 0 });
+      assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 0, dropped: 0 });
       const stamped = await kv.get(kvKeys.layoutVersion);
       assert.equal(stamped.value, KV_LAYOUT_VERSION);
-      assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 0 });
+      assert.deepEqual(await ensureKvLayout(kv, layoutOptions), { moved: 0, dropped: 0 });
       assert.equal((await kv.get(kvKeys.layoutVersion)).versionstamp, stamped.versionstamp);
     } finally {
       kv.close();
@@ -116,7 +147,7 @@ Deno.test("KV layout: a current file and a new file are stamped once and nothing
 
 Deno.test("KV layout: two processes upgrading one file together move each key exactly once", async () => {
   await withFile(async (path) => {
-    const { kim } = await writeLayout1(path);
+    const { kim } = await writeOldLayout(path, 1);
     const a = await Deno.openKv(path);
     const b = await Deno.openKv(path);
     try {
@@ -124,8 +155,9 @@ Deno.test("KV layout: two processes upgrading one file together move each key ex
         ensureKvLayout(a, layoutOptions),
         ensureKvLayout(b, layoutOptions),
       ]);
-      assert.equal(ra.moved + rb.moved, 9);
-      assert.equal(await countUnder(a, ["U"]), 9);
+      assert.equal(ra.moved + rb.moved, 6);
+      assert.equal(ra.dropped + rb.dropped, 3);
+      assert.equal(await countUnder(a, ["U"]), 6);
       const head = (await a.get(kvKeys.head("kim"))).value;
       assert.deepEqual(head, { last: kim[2].id, floor: null, total: 3, unread: 2 });
     } finally {
