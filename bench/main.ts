@@ -5,8 +5,9 @@
  *   idle      server RSS per connection 3 s after connecting, and settled (--settle-seconds,
  *             default 40: the lowest of the last 5 one-second samples)
  *   targeted  alarms to random users at --rate for --seconds: publish→deliver p50/p90/p99/max,
- *             lost, duplicated, achieved rate, server CPU
- *   fanout    one alarm to each of N users via the batch endpoint: time to the last delivery
+ *             lost, duplicated, achieved rate, server CPU (also by kind of thread: JS, KV, GC)
+ *   fanout    one alarm to each of N users via the batch endpoint: time to the last delivery,
+ *             and the server's CPU milliseconds by kind of thread
  *   replay    reconnect 1,000 alarms behind: time to the last replayed alarm
  *   storm     every stream drops; an alarm per user is created meanwhile; all reconnect at once
  *             with Last-Event-ID: time until all are back and every alarm arrived once
@@ -108,6 +109,49 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU ticks by kind of thread, from /proc/PID/task: "js" is each process's main thread (alarmd's
+ * JS, or an nchan worker), "kv" Deno KV's SQLite threads (`sw-N`), "gc" V8's helper threads
+ * (`V8 DefaultWorke`, mostly concurrent GC), "other" the rest (Tokio, --workers isolates).
+ * Says which thread bounds a run: one thread can use one core at most.
+ */
+function cpuTicksByThread(pids: number[]): Record<string, number> {
+  const out: Record<string, number> = { js: 0, kv: 0, gc: 0, other: 0 };
+  for (const pid of pids) {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      let comm: string, stat: string;
+      try {
+        comm = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+        stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+      } catch {
+        continue; // the thread ended meanwhile
+      }
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      const kind = task.name === String(pid)
+        ? "js"
+        : comm.startsWith("sw-")
+        ? "kv"
+        : comm.startsWith("V8 ")
+        ? "gc"
+        : "other";
+      out[kind] += ticks;
+    }
+  }
+  return out;
+}
+
+/** CPU used by each kind of thread between two readings, in ms or in % of one core over `ms`. */
+function threadCpu(before: Record<string, number>, pids: number[], ms?: number) {
+  const after = cpuTicksByThread(pids);
+  const out: Record<string, number> = {};
+  for (const kind of Object.keys(after)) {
+    const used = (after[kind] - (before[kind] ?? 0)) * 1000 / TICKS_PER_SECOND;
+    out[kind] = ms === undefined ? used : Math.round(used * 100 / ms);
+  }
+  return out;
+}
 
 /** A child that answers one JSON line per JSON command. */
 class Rpc {
@@ -444,6 +488,7 @@ async function runScenarios(target: Target, opts: Options) {
       await sleep(500);
       await stats({ reset: true });
       const cpu0 = sumCpu(target.pids);
+      const threads0 = cpuTicksByThread(target.pids);
       const t0 = now();
       // One publisher per instance, the rate split between them, as a load balancer would.
       const parts = await Promise.all(urls.map((url) =>
@@ -466,6 +511,7 @@ async function runScenarios(target: Target, opts: Options) {
         ackP99: Math.max(...parts.map((p) => p.ackP99 ?? 0)),
       };
       const cpu = (sumCpu(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
+      const byThread = threadCpu(threads0, target.pids, now() - t0);
       await sleep(1500);
       const merged = await stats({ reset: true, raw: true });
       results.targeted = {
@@ -483,19 +529,30 @@ async function runScenarios(target: Target, opts: Options) {
         ackP50Ms: round(published.ackP50, 2),
         ackP99Ms: round(published.ackP99, 2),
         serverCpuPercent: round(cpu * 100, 0),
+        cpuJsPercent: byThread.js,
+        cpuKvPercent: byThread.kv,
+        cpuGcPercent: byThread.gc,
+        cpuOtherPercent: byThread.other,
       };
     }
 
     if (opts.scenarios.includes("fanout")) {
       await stats({ reset: true });
+      const threads0 = cpuTicksByThread(target.pids);
       const published = await pub({ op: "fanout", users: opts.connections });
       const merged = await waitDelivered(live);
+      // Read once every alarm arrived, so it holds up to 100 ms of idle polling after the last.
+      const byThread = threadCpu(threads0, target.pids);
       results.fanout = {
         users: opts.connections,
         delivered: merged.received,
         duplicated: merged.duplicates,
         publishAckMs: round(published.ackedAt - published.sentAt, 0),
         lastDeliveryMs: round(merged.lastReceiveAt - published.sentAt, 0),
+        cpuJsMs: byThread.js,
+        cpuKvMs: byThread.kv,
+        cpuGcMs: byThread.gc,
+        cpuOtherMs: byThread.other,
       };
     }
 
