@@ -914,7 +914,11 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       return read(async () => {
         const items: Alarm[] = [];
         const want = query.limit + 1;
-        // Unread ones are found by scanning: at most the per-user cap, newest (mostly unread) first.
+        // Unread ones are found by scanning: at most the per-user cap, newest (mostly unread)
+        // first, and not at all when the head counts none (the inbox's usual case).
+        if (query.unreadOnly && (await reader.get<Head>(kvKeys.head(userId))).value?.unread === 0) {
+          return { items, nextBefore: null };
+        }
         const batchSize = Math.min(query.unreadOnly ? 4 * want : want, 500);
         for await (const alarm of scanNewestFirst(userId, query.before ?? null, batchSize)) {
           if (query.unreadOnly && alarm.readAt !== null) continue;
