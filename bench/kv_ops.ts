@@ -11,22 +11,18 @@
  *   deno run --unstable-kv -A bench/kv_ops.ts
  */
 import { kvKeys } from "../src/storage/kv_keys.ts";
+import { threadTicks, TICKS_PER_SECOND } from "./proc_cpu.ts";
 
 /** Layout 2's unread index (layout 3 dropped it; kv_keys.ts). */
 const unreadKey = (user: string, id: string): Deno.KvKey => ["U", user, "n", id];
 
 const dir = await Deno.makeTempDir({ prefix: "alarmd-kv-ops-" });
 const kv = await Deno.openKv(`${dir}/ops.kv`);
-const TICK_US = 10_000;
+const TICK_US = 1_000_000 / TICKS_PER_SECOND;
 
 function cpuByThread(): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const task of Deno.readDirSync("/proc/self/task")) {
-    const name = Deno.readTextFileSync(`/proc/self/task/${task.name}/comm`).trim();
-    const stat = Deno.readTextFileSync(`/proc/self/task/${task.name}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    out[name] = (out[name] ?? 0) + Number(fields[11]) + Number(fields[12]);
-  }
+  for (const { name, ticks } of threadTicks("self")) out[name] = (out[name] ?? 0) + ticks;
   return out;
 }
 

@@ -23,6 +23,7 @@
  *                   [--sockets 1024]   the publisher's keep-alive sockets (requests outstanding)
  */
 import { SignJWT } from "jose";
+import { processTicks, threadTicks, TICKS_PER_SECOND } from "./proc_cpu.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const now = () => performance.timeOrigin + performance.now();
@@ -103,13 +104,6 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
 }
 
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-const TICKS_PER_SECOND = 100;
-
 /**
  * CPU ticks by kind of thread, from /proc/PID/task: "js" is each process's main thread (alarmd's
  * JS, or an nchan worker), "kv" Deno KV's SQLite threads (`sw-N`), "gc" V8's helper threads
@@ -119,21 +113,12 @@ const TICKS_PER_SECOND = 100;
 function cpuTicksByThread(pids: number[]): Record<string, number> {
   const out: Record<string, number> = { js: 0, kv: 0, gc: 0, other: 0 };
   for (const pid of pids) {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      let comm: string, stat: string;
-      try {
-        comm = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
-        stat = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
-      } catch {
-        continue; // the thread ended meanwhile
-      }
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      const kind = task.name === String(pid)
+    for (const { tid, name, ticks } of threadTicks(pid)) {
+      const kind = tid === String(pid)
         ? "js"
-        : comm.startsWith("sw-")
+        : name.startsWith("sw-")
         ? "kv"
-        : comm.startsWith("V8 ")
+        : name.startsWith("V8 ")
         ? "gc"
         : "other";
       out[kind] += ticks;
@@ -343,7 +328,7 @@ interface Target {
 }
 
 const sumRss = (pids: number[]) => pids.reduce((a, p) => a + rssKb(p), 0);
-const sumCpu = (pids: number[]) => pids.reduce((a, p) => a + cpuTicks(p), 0);
+const sumCpu = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0);
 
 async function startNchan(): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-nchan-" });

@@ -385,8 +385,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   /**
    * One pass of readAll: the user's live unread alarms, scanned newest first (where unread ones
    * gather) from below `before`. There is no unread index to list instead: it was a quarter of
-   * each create's KV work (kv_keys.ts). The scan stops at a pass's worth or once it has found as
-   * many as the head counts, and skips it all when the head counts none.
+   * each create's mutations and a sixth of its KV time (kv_keys.ts). The scan stops at a pass's
+   * worth or once it has found as many as the head counts, and skips it all when the head counts
+   * none.
    */
   async function loadUnread(userId: string, plan: UserPlan, before: string | null) {
     const found: Alarm[] = [];
@@ -866,6 +867,10 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     return new NotFoundError(`Cannot find alarm "${id}"`);
   }
 
+  async function readHead(userId: string): Promise<Head> {
+    return (await reader.get<Head>(kvKeys.head(userId))).value ?? EMPTY_HEAD;
+  }
+
   async function read<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
@@ -916,7 +921,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         const want = query.limit + 1;
         // Unread ones are found by scanning: at most the per-user cap, newest (mostly unread)
         // first, and not at all when the head counts none (the inbox's usual case).
-        if (query.unreadOnly && (await reader.get<Head>(kvKeys.head(userId))).value?.unread === 0) {
+        if (query.unreadOnly && (await readHead(userId)).unread === 0) {
           return { items, nextBefore: null };
         }
         const batchSize = Math.min(query.unreadOnly ? 4 * want : want, 500);
@@ -954,7 +959,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
 
     userState(userId): Promise<UserState> {
       return read(async () => {
-        const head = (await reader.get<Head>(kvKeys.head(userId))).value ?? EMPTY_HEAD;
+        const head = await readHead(userId);
         return { lastId: head.last, floorId: head.floor, total: head.total, unread: head.unread };
       });
     },
