@@ -23,7 +23,7 @@
  *                   [--sockets 1024]   the publisher's keep-alive sockets (requests outstanding)
  */
 import { SignJWT } from "jose";
-import { processTicks, threadTicks, TICKS_PER_SECOND } from "./proc_cpu.ts";
+import { processTicks, TICKS_PER_SECOND, type TicksByKind, ticksByKind } from "./proc_cpu.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const now = () => performance.timeOrigin + performance.now();
@@ -104,35 +104,12 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
 }
 
-/**
- * CPU ticks by kind of thread, from /proc/PID/task: "js" is each process's main thread (alarmd's
- * JS, or an nchan worker), "kv" Deno KV's SQLite threads (`sw-N`), "gc" V8's helper threads
- * (`V8 DefaultWorke`, mostly concurrent GC), "other" the rest (Tokio, --workers isolates).
- * Says which thread bounds a run: one thread can use one core at most.
- */
-function cpuTicksByThread(pids: number[]): Record<string, number> {
-  const out: Record<string, number> = { js: 0, kv: 0, gc: 0, other: 0 };
-  for (const pid of pids) {
-    for (const { tid, name, ticks } of threadTicks(pid)) {
-      const kind = tid === String(pid)
-        ? "js"
-        : name.startsWith("sw-")
-        ? "kv"
-        : name.startsWith("V8 ")
-        ? "gc"
-        : "other";
-      out[kind] += ticks;
-    }
-  }
-  return out;
-}
-
 /** CPU used by each kind of thread between two readings, in ms or in % of one core over `ms`. */
-function threadCpu(before: Record<string, number>, pids: number[], ms?: number) {
-  const after = cpuTicksByThread(pids);
+function threadCpu(before: TicksByKind, pids: number[], ms?: number) {
+  const after = ticksByKind(pids);
   const out: Record<string, number> = {};
-  for (const kind of Object.keys(after)) {
-    const used = (after[kind] - (before[kind] ?? 0)) * 1000 / TICKS_PER_SECOND;
+  for (const kind of Object.keys(after) as (keyof TicksByKind)[]) {
+    const used = (after[kind] - before[kind]) * 1000 / TICKS_PER_SECOND;
     out[kind] = ms === undefined ? used : Math.round(used * 100 / ms);
   }
   return out;
@@ -473,7 +450,7 @@ async function runScenarios(target: Target, opts: Options) {
       await sleep(500);
       await stats({ reset: true });
       const cpu0 = sumCpu(target.pids);
-      const threads0 = cpuTicksByThread(target.pids);
+      const threads0 = ticksByKind(target.pids);
       const t0 = now();
       // One publisher per instance, the rate split between them, as a load balancer would.
       const parts = await Promise.all(urls.map((url) =>
@@ -523,7 +500,7 @@ async function runScenarios(target: Target, opts: Options) {
 
     if (opts.scenarios.includes("fanout")) {
       await stats({ reset: true });
-      const threads0 = cpuTicksByThread(target.pids);
+      const threads0 = ticksByKind(target.pids);
       const published = await pub({ op: "fanout", users: opts.connections });
       const merged = await waitDelivered(live);
       // Read once every alarm arrived, so it holds up to 100 ms of idle polling after the last.

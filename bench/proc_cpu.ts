@@ -31,3 +31,29 @@ export function threadTicks(pid: number | "self"): { tid: string; name: string; 
   }
   return out;
 }
+
+/**
+ * CPU ticks by kind of thread: "js" is a process's main thread (a Deno program's JS, or an nchan
+ * worker), "kv" Deno KV's SQLite threads (`sw-N`), "gc" V8's helper threads (`V8 DefaultWorke`,
+ * mostly concurrent GC), "other" the rest (Tokio, --workers isolates). Says which thread bounds a
+ * run: one thread can use one core at most.
+ */
+export type TicksByKind = { js: number; kv: number; gc: number; other: number };
+
+/** Sums each process's threads by kind; a process's JS thread is the one whose id is its pid. */
+export function ticksByKind(pids: number[]): TicksByKind {
+  const out: TicksByKind = { js: 0, kv: 0, gc: 0, other: 0 };
+  for (const pid of pids) {
+    for (const { tid, name, ticks } of threadTicks(pid)) {
+      const kind = tid === String(pid)
+        ? "js"
+        : name.startsWith("sw-")
+        ? "kv"
+        : name.startsWith("V8 ")
+        ? "gc"
+        : "other";
+      out[kind] += ticks;
+    }
+  }
+  return out;
+}

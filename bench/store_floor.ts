@@ -1,0 +1,111 @@
+/**
+ * The floor under alarmd's publish→deliver latency: the KV store alone, with no HTTP, no streams
+ * and no load clients in the process. Creates arrive at R per second (evenly spaced, one alarm
+ * each, to random users among 10,000, as `deno task bench`'s targeted scenario sends them) and
+ * each one's latency is from its call to `create` until its group commit is durable, which is
+ * when alarmd answers 201 and delivers. Prints p50/p90/p99/max and CPU per kind of thread.
+ * Then the fan-out's floor: one alarm to each of 10,000 other users, in 20 creates of 500 issued
+ * at once (as the bench's batch requests arrive), timed until the last is durable.
+ *
+ *   deno run --unstable-kv -A bench/store_floor.ts [--rate 5000] [--seconds 10] [--dir /dev/shm]
+ *
+ * `--dir` puts the KV file elsewhere: on tmpfs (`/dev/shm`) nothing is fsynced, which separates
+ * the disk's share from SQLite's and the JS thread's.
+ */
+import { systemClock } from "../src/domain/ports.ts";
+import { createKvAlarmStore } from "../src/storage/kv_alarm_store.ts";
+import { TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
+
+const args = new Map<string, string>();
+for (let i = 0; i < Deno.args.length; i += 2) {
+  args.set(Deno.args[i].replace(/^--/, ""), Deno.args[i + 1]);
+}
+const rate = Number(args.get("rate") ?? 5000);
+const seconds = Number(args.get("seconds") ?? 10);
+const users = 10_000;
+
+const dir = await Deno.makeTempDir({ prefix: "alarmd-store-floor-", dir: args.get("dir") });
+const path = `${dir}/floor.kv`;
+const kv = await Deno.openKv(path);
+const readKv = await Deno.openKv(path);
+const store = createKvAlarmStore(kv, {
+  readKv,
+  clock: systemClock,
+  retentionMs: 30 * 86_400_000,
+  maxAlarmsPerUser: 1000,
+});
+
+const create = (i: number) =>
+  store.create([{
+    alarm: {
+      userId: `user-${Math.floor(Math.random() * users)}`,
+      type: "bench",
+      data: { n: i, t: Date.now() },
+    },
+  }]);
+
+// A second of warm-up at the same rate, so that JIT and SQLite's page cache settle first.
+async function drive(count: number, record: number[] | null) {
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const sent = performance.now();
+    pending.push(
+      create(i).then(() => {
+        record?.push(performance.now() - sent);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return performance.now() - started;
+}
+
+await drive(rate, null);
+const latencies: number[] = [];
+const before = ticksByKind([Deno.pid]);
+const wallMs = await drive(rate * seconds, latencies);
+const after = ticksByKind([Deno.pid]);
+latencies.sort((a, b) => a - b);
+const at = (p: number) =>
+  latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
+const percentOfCore = (k: keyof typeof before) =>
+  Math.round(((after[k] - before[k]) / TICKS_PER_SECOND) * 100_000 / wallMs);
+const result = {
+  rate,
+  achievedRate: Math.round((latencies.length * 1000) / wallMs),
+  kvDir: args.get("dir") ?? "(temp dir)",
+  p50Ms: +at(0.5).toFixed(2),
+  p90Ms: +at(0.9).toFixed(2),
+  p99Ms: +at(0.99).toFixed(2),
+  maxMs: +latencies[latencies.length - 1].toFixed(2),
+  cpuJsPercent: percentOfCore("js"),
+  cpuKvPercent: percentOfCore("kv"),
+  cpuGcPercent: percentOfCore("gc"),
+};
+const fanoutBefore = ticksByKind([Deno.pid]);
+const fanoutStarted = performance.now();
+await Promise.all(
+  Array.from({ length: 20 }, (_, batch) =>
+    store.create(Array.from({ length: 500 }, (_, i) => ({
+      alarm: { userId: `fan-${batch * 500 + i}`, type: "fanout", data: { t: Date.now() } },
+    })))),
+);
+const fanoutMs = performance.now() - fanoutStarted;
+const fanoutAfter = ticksByKind([Deno.pid]);
+const cpuMs = (k: keyof typeof fanoutBefore) =>
+  Math.round((fanoutAfter[k] - fanoutBefore[k]) * 1000 / TICKS_PER_SECOND);
+Object.assign(result, {
+  fanoutMs: Math.round(fanoutMs),
+  fanoutCpuJsMs: cpuMs("js"),
+  fanoutCpuKvMs: cpuMs("kv"),
+  fanoutCpuGcMs: cpuMs("gc"),
+});
+for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(16)} ${v}`);
+console.log(JSON.stringify(result));
+await store.close();
+kv.close();
+readKv.close();
+await Deno.remove(dir, { recursive: true });
