@@ -23,7 +23,7 @@
  *                   [--sockets 1024]   the publisher's keep-alive sockets (requests outstanding)
  */
 import { SignJWT } from "jose";
-import { processTicks, TICKS_PER_SECOND, type TicksByKind, ticksByKind } from "./proc_cpu.ts";
+import { cpuByKindSince, processTicks, TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const now = () => performance.timeOrigin + performance.now();
@@ -102,17 +102,6 @@ function freePort(): number {
 function rssKb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
-/** CPU used by each kind of thread between two readings, in ms or in % of one core over `ms`. */
-function threadCpu(before: TicksByKind, pids: number[], ms?: number) {
-  const after = ticksByKind(pids);
-  const out: Record<string, number> = {};
-  for (const kind of Object.keys(after) as (keyof TicksByKind)[]) {
-    const used = (after[kind] - before[kind]) * 1000 / TICKS_PER_SECOND;
-    out[kind] = ms === undefined ? used : Math.round(used * 100 / ms);
-  }
-  return out;
 }
 
 /** A child that answers one JSON line per JSON command. */
@@ -473,7 +462,7 @@ async function runScenarios(target: Target, opts: Options) {
         ackP99: Math.max(...parts.map((p) => p.ackP99 ?? 0)),
       };
       const cpu = (sumCpu(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
-      const byThread = threadCpu(threads0, target.pids, now() - t0);
+      const byThread = cpuByKindSince(threads0, target.pids, now() - t0);
       await sleep(1500);
       const merged = await stats({ reset: true, raw: true });
       results.targeted = {
@@ -504,7 +493,7 @@ async function runScenarios(target: Target, opts: Options) {
       const published = await pub({ op: "fanout", users: opts.connections });
       const merged = await waitDelivered(live);
       // Read once every alarm arrived, so it holds up to 100 ms of idle polling after the last.
-      const byThread = threadCpu(threads0, target.pids);
+      const byThread = cpuByKindSince(threads0, target.pids);
       results.fanout = {
         users: opts.connections,
         delivered: merged.received,

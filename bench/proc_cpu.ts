@@ -57,3 +57,17 @@ export function ticksByKind(pids: number[]): TicksByKind {
   }
   return out;
 }
+
+/**
+ * CPU each kind of thread used since `before` (a `ticksByKind` reading of the same pids): in
+ * milliseconds, or in % of one core when given the `ms` that passed.
+ */
+export function cpuByKindSince(before: TicksByKind, pids: number[], ms?: number): TicksByKind {
+  const after = ticksByKind(pids);
+  const out: TicksByKind = { js: 0, kv: 0, gc: 0, other: 0 };
+  for (const kind of Object.keys(after) as (keyof TicksByKind)[]) {
+    const used = (after[kind] - before[kind]) * 1000 / TICKS_PER_SECOND;
+    out[kind] = ms === undefined ? used : Math.round(used * 100 / ms);
+  }
+  return out;
+}

@@ -14,7 +14,7 @@
  */
 import { systemClock } from "../src/domain/ports.ts";
 import { createKvAlarmStore } from "../src/storage/kv_alarm_store.ts";
-import { TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
+import { cpuByKindSince, ticksByKind } from "./proc_cpu.ts";
 
 const args = new Map<string, string>();
 for (let i = 0; i < Deno.args.length; i += 2) {
@@ -44,7 +44,6 @@ const create = (i: number) =>
     },
   }]);
 
-// A second of warm-up at the same rate, so that JIT and SQLite's page cache settle first.
 async function drive(count: number, record: number[] | null) {
   const started = performance.now();
   const pending: Promise<void>[] = [];
@@ -63,16 +62,15 @@ async function drive(count: number, record: number[] | null) {
   return performance.now() - started;
 }
 
+// A second of warm-up at the same rate, so that JIT and SQLite's page cache settle first.
 await drive(rate, null);
 const latencies: number[] = [];
 const before = ticksByKind([Deno.pid]);
 const wallMs = await drive(rate * seconds, latencies);
-const after = ticksByKind([Deno.pid]);
+const cpu = cpuByKindSince(before, [Deno.pid], wallMs);
 latencies.sort((a, b) => a - b);
 const at = (p: number) =>
   latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))];
-const percentOfCore = (k: keyof typeof before) =>
-  Math.round(((after[k] - before[k]) / TICKS_PER_SECOND) * 100_000 / wallMs);
 const result = {
   rate,
   achievedRate: Math.round((latencies.length * 1000) / wallMs),
@@ -81,9 +79,9 @@ const result = {
   p90Ms: +at(0.9).toFixed(2),
   p99Ms: +at(0.99).toFixed(2),
   maxMs: +latencies[latencies.length - 1].toFixed(2),
-  cpuJsPercent: percentOfCore("js"),
-  cpuKvPercent: percentOfCore("kv"),
-  cpuGcPercent: percentOfCore("gc"),
+  cpuJsPercent: cpu.js,
+  cpuKvPercent: cpu.kv,
+  cpuGcPercent: cpu.gc,
 };
 const fanoutBefore = ticksByKind([Deno.pid]);
 const fanoutStarted = performance.now();
@@ -94,14 +92,12 @@ await Promise.all(
     })))),
 );
 const fanoutMs = performance.now() - fanoutStarted;
-const fanoutAfter = ticksByKind([Deno.pid]);
-const cpuMs = (k: keyof typeof fanoutBefore) =>
-  Math.round((fanoutAfter[k] - fanoutBefore[k]) * 1000 / TICKS_PER_SECOND);
+const fanoutCpu = cpuByKindSince(fanoutBefore, [Deno.pid]);
 Object.assign(result, {
   fanoutMs: Math.round(fanoutMs),
-  fanoutCpuJsMs: cpuMs("js"),
-  fanoutCpuKvMs: cpuMs("kv"),
-  fanoutCpuGcMs: cpuMs("gc"),
+  fanoutCpuJsMs: fanoutCpu.js,
+  fanoutCpuKvMs: fanoutCpu.kv,
+  fanoutCpuGcMs: fanoutCpu.gc,
 });
 for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(16)} ${v}`);
 console.log(JSON.stringify(result));
