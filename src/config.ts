@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseTrustedProxies } from "./http/client_address.ts";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), "must be http(s)")
@@ -28,6 +29,12 @@ export const configSchema = z.object({
   maxConnectionsPerUser: int(1, 10_000).default(16),
   maxConnections: int(1, 10_000_000).default(100_000),
   maxQueueBytes: int(1024, 1 << 30).default(1 << 20),
+  /**
+   * Resident memory in MiB above which new streams are refused (`503`), so that a container is
+   * never killed for memory by its own connections. Unset: 80 % of the container's memory limit
+   * when there is one, else no cap; 0 turns the cap off.
+   */
+  maxMemoryMb: int(0, 1 << 30).optional(),
   retentionDays: z.coerce.number().positive().max(3650).default(30),
   maxAlarmsPerUser: int(1, 100_000).default(1000),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -48,8 +55,29 @@ export const configSchema = z.object({
    * to each other over BroadcastChannel (or Redis when configured).
    */
   workers: int(1, 64).default(1),
-  /** How streams reach sockets: `node` (node:http, res.write) or `deno` (Deno.serve, streamSSE). */
+  /** How streams reach sockets: `node` (node:http, res.write) or `deno` (Deno.serve). */
   transport: z.enum(["node", "deno"]).default("node"),
+  /** The whole request head must arrive within this; one deadline, not reset per byte. */
+  headerTimeoutMs: int(100, 3_600_000).default(10_000),
+  /** A keep-alive connection idle this long is closed. */
+  idleTimeoutMs: int(100, 3_600_000).default(60_000),
+  /** The origin browsers use to reach alarmd (behind a proxy): what "own origin" means. */
+  publicUrl: z.string().refine(
+    (u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol),
+    "must be an http(s) URL such as https://alarms.example.com",
+  ).optional(),
+  /** Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host are believed. */
+  trustedProxies: z.string().default("").refine(
+    (v) => {
+      try {
+        parseTrustedProxies(v);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    "must be comma-separated IP addresses or CIDR ranges such as 10.0.0.0/8, ::1",
+  ),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
@@ -102,7 +130,10 @@ export function loadConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue.path[0]);
-    const shown = key === "jwtSecret" ? "(hidden)" : JSON.stringify(input[key]);
+    // URLs may carry credentials (redis://user:pass@…): masked here as in describeConfig.
+    const shown = key === "jwtSecret"
+      ? "(hidden)"
+      : String(JSON.stringify(input[key])).replace(/\/\/[^@/]*@/, "//***@");
     throw new ConfigError(
       `${envName(key)} (${flagName(key)}) ${issue.message.toLowerCase()}; got ${shown}`,
     );
@@ -112,10 +143,11 @@ export function loadConfig(
 
 /** The settings without secrets, for the start-up log line. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { jwtSecret, redisUrl, ...rest } = config;
+  const { jwtSecret, redisUrl, jwtJwksUrl, ...rest } = config;
   return {
     ...rest,
     jwtSecret: jwtSecret ? "(set)" : undefined,
     redisUrl: redisUrl?.replace(/\/\/[^@/]*@/, "//***@"),
+    jwtJwksUrl: jwtJwksUrl?.replace(/\/\/[^@/]*@/, "//***@"),
   };
 }

@@ -94,6 +94,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export function createMetrics(sources: {
   connections: () => number;
   memory: () => { rss: number; heapUsed: number };
+  queuedBytes: () => number;
 }) {
   const metrics = {
     connectionsOpened: new Counter("alarmd_connections_opened_total", "Streams opened."),
@@ -104,7 +105,7 @@ export function createMetrics(sources: {
     ),
     connectionsRefused: new Counter(
       "alarmd_connections_refused_total",
-      "Streams refused by a cap, by scope (user, server).",
+      "Streams refused by a cap, by scope (user, server, memory).",
     ),
     slowClientsDropped: new Counter(
       "alarmd_slow_clients_dropped_total",
@@ -138,6 +139,11 @@ export function createMetrics(sources: {
   };
   const gauges = [
     new Gauge("alarmd_connections", "Open streams.", sources.connections),
+    new Gauge(
+      "alarmd_stream_queued_bytes",
+      "Bytes waiting in stream queues: memory held for clients that read slower than it comes.",
+      sources.queuedBytes,
+    ),
     new Gauge(
       "alarmd_process_resident_memory_bytes",
       "Resident memory of the process.",

@@ -1,12 +1,14 @@
 /**
- * Every stream holds a socket, and a process past its open-file limit (`ulimit -n`) cannot
- * accept anything: measured with `deno task bench` at 19,000 streams under a 20,000 limit, Deno's
- * `node:http` stopped accepting for good once it hit the limit, publishers included. So alarmd
- * keeps this many descriptors for everything but streams (KV files, listeners, publishers' and
- * scrapers' connections, Redis) and refuses streams past the rest with `503`, as it does past
- * ALARMD_MAX_CONNECTIONS.
+ * Every client socket holds a descriptor, and a process at its open-file limit cannot accept,
+ * open KV files or reach Redis. The budget, from the top: FILE_RESERVE descriptors are never
+ * given to client sockets (KV, Redis, key sets, outbound sends); sockets past the rest are
+ * closed as they arrive (so accept never fails); streams stop FD_RESERVE short of the limit, so
+ * publishers and probes still find sockets when streams are full.
  */
 export const FD_RESERVE = 1024;
+
+/** Descriptors kept from client sockets altogether. */
+export const FILE_RESERVE = 256;
 
 /** The soft "Max open files" of a `/proc/<pid>/limits` text; null when unlimited or absent. */
 export function parseOpenFileLimit(limits: string): number | null {
@@ -32,4 +34,10 @@ export function readOpenFileLimit(): number | null {
 export function streamCap(configured: number, openFiles: number | null, workers = 1): number {
   if (openFiles === null) return configured;
   return Math.min(configured, Math.max(0, Math.floor((openFiles - FD_RESERVE) / workers)));
+}
+
+/** Client sockets one isolate may hold, or null when the OS sets no limit. */
+export function socketCap(openFiles: number | null, workers = 1): number | null {
+  if (openFiles === null) return null;
+  return Math.max(1, Math.floor((openFiles - FILE_RESERVE) / workers));
 }

@@ -1,37 +1,34 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { createMemoryBus } from "./broker/memory_bus.ts";
-import { createRedisBus } from "./broker/redis_bus.ts";
+import { createRedisBus, RejectedMessageError } from "./broker/redis_bus.ts";
 import { createBroadcastBus } from "./broker/broadcast_bus.ts";
 import type { Config } from "./config.ts";
+import { ALARM_LIMITS } from "./domain/alarm.ts";
 import { createAlarmService } from "./domain/alarm_service.ts";
 import { createLiveHub } from "./domain/live_hub.ts";
 import type { Clock } from "./domain/ports.ts";
 import { systemClock } from "./domain/ports.ts";
-import { createServer } from "node:http";
-import type { AlarmService } from "./domain/alarm_service.ts";
-import type { LiveHub } from "./domain/live_hub.ts";
-import type { AlarmdApp } from "./http/app.ts";
 import { createApp } from "./http/app.ts";
-import type { Authenticate } from "./http/auth.ts";
 import { createJwtAuthenticator } from "./http/auth.ts";
-import { createNodeListener } from "./http/node_listener.ts";
+import { parseTrustedProxies } from "./http/client_address.ts";
+import { listenDeno } from "./http/deno_transport.ts";
+import { listenNode } from "./http/node_transport.ts";
+import { createOriginPolicy } from "./http/origin_policy.ts";
 import type { WebAsset } from "./http/web_routes.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
 import { ensureKvLayout } from "./storage/kv_layout.ts";
+import { loadBusKey } from "./storage/kv_bus_key.ts";
 import { createMetrics } from "./metrics.ts";
-import { FD_RESERVE, readOpenFileLimit, streamCap } from "./open_file_limit.ts";
+import { memoryCap, readContainerMemoryLimit, watchMemory } from "./memory_limit.ts";
+import { FD_RESERVE, readOpenFileLimit, socketCap, streamCap } from "./open_file_limit.ts";
 import { createRateLimiter } from "./domain/rate_limiter.ts";
-import type { Guards } from "./http/guards.ts";
-import { parseCorsOrigins } from "./http/guards.ts";
 import { UnavailableError } from "./domain/errors.ts";
 
 export const VERSION: string = denoJson.version;
 
 const SWEEP_INTERVAL_MS = 30_000;
-/** How long in-flight requests get to finish on shutdown before their connections are cut. */
-const SHUTDOWN_GRACE_MS = 2_000;
 
 export interface RunningServer {
   readonly url: string;
@@ -78,6 +75,7 @@ export async function startServer(
     // Rendered only once serving, when `hub` below exists.
     connections: () => hub.connectionCount,
     memory: () => Deno.memoryUsage(),
+    queuedBytes: () => hub.queuedBytes,
   });
   const store = createKvAlarmStore(kv, {
     readKv,
@@ -96,10 +94,18 @@ export async function startServer(
   store.onChange((change) => {
     if (change.kind === "created") metrics.alarmsCreated.inc();
   });
-  const onBusError = (error: unknown) => logger.error("bus error", errorFields(error));
+  const onBusError = (error: unknown) =>
+    error instanceof RejectedMessageError
+      ? logger.error("rejected a message from Redis; streams catch up from KV", {
+        channel: error.channel,
+        reason: error.reason,
+        rejected: error.preview,
+      })
+      : logger.error("bus error", errorFields(error));
   const bus = config.redisUrl
     ? createRedisBus({
       url: config.redisUrl,
+      key: await loadBusKey(kv),
       onError: onBusError,
       onState: (state) =>
         state === "connected"
@@ -120,10 +126,33 @@ export async function startServer(
       maxConnections: config.maxConnections,
     });
   }
+  const memory = memoryCap(config.maxMemoryMb, readContainerMemoryLimit());
+  const maxMemoryMb = memory.bytes === null ? null : Math.floor(memory.bytes / 2 ** 20);
+  if (worker === 0) {
+    logger.info("caps in force", {
+      maxConnections,
+      workers: config.workers,
+      maxConnectionsPerUser: config.maxConnectionsPerUser,
+      maxQueueBytes: config.maxQueueBytes,
+      maxMemoryMb,
+      maxMemoryFrom: memory.source,
+    });
+  }
+  const memoryWatch = watchMemory({
+    capBytes: memory.bytes,
+    rss: () => Deno.memoryUsage().rss,
+    clock,
+    onChange: (over, rss) => {
+      const fields = { rssMb: Math.round(rss / 2 ** 20), maxMemoryMb };
+      if (over) logger.warn("resident memory above its cap: new streams are refused", fields);
+      else logger.info("resident memory below its cap again: streams are accepted", fields);
+    },
+  });
   const hub = createLiveHub({
     store,
     bus,
     clock,
+    memoryOver: memoryWatch.over,
     config: {
       maxConnections,
       maxConnectionsPerUser: config.maxConnectionsPerUser,
@@ -168,26 +197,45 @@ export async function startServer(
     jwksUrl: config.jwtJwksUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
+    onKeySetError: (failure) => logger.error("cannot fetch the JWT key set", failure),
   });
-  const onUnexpectedError = (error: unknown, requestId?: string) =>
+  const onUnexpectedError = (error: unknown, requestId: string) =>
     logger.error("unexpected error", { requestId, ...errorFields(error) });
-  const limiter = (name: string, ratePerSecond: number, burstFactor: number) =>
-    createRateLimiter({ name, ratePerSecond, burst: ratePerSecond * burstFactor, clock });
-  const guards: Guards = {
-    publish: limiter("publish", config.ratePublishPerSecond, 2),
+  const limiter = (name: string, ratePerSecond: number, burstFactor: number, largestCost = 1) =>
+    createRateLimiter({
+      name,
+      ratePerSecond,
+      burst: ratePerSecond * burstFactor,
+      largestCost,
+      clock,
+    });
+  const limits = {
+    publish: limiter("publish", config.ratePublishPerSecond, 2, ALARM_LIMITS.batchMax),
     user: limiter("user", config.rateUserPerSecond, 2),
-    connect: limiter("connection attempt", config.rateConnectPerIpPerSecond, 5),
-    corsOrigins: parseCorsOrigins(config.corsOrigins),
+    connectionAttempt: limiter("connection attempt", config.rateConnectPerIpPerSecond, 5),
   };
   const app = createApp({
-    guards,
+    limits,
+    origins: createOriginPolicy(config.corsOrigins, config.publicUrl),
+    proxies: parseTrustedProxies(config.trustedProxies),
     service,
     hub,
     authenticate,
     worker,
     ready: async () => {
       if (stopping) throw new UnavailableError("shutting down");
-      await Promise.all([store.ping(), bus.ready()]);
+      const [, keys, busProblem] = await Promise.all([
+        store.ping(),
+        authenticate.keySetStatus(),
+        bus.ready().then(() => null, (error) => error instanceof Error ? error.message : "down"),
+      ]);
+      if (keys.state === "missing") throw new UnavailableError(keys.reason);
+      const reasons: string[] = [];
+      if (busProblem !== null) {
+        reasons.push(`${busProblem}: fan-out to other instances is paused`);
+      }
+      if (keys.state === "stale") reasons.push(keys.reason);
+      return reasons;
     },
     metrics: metrics.render,
     version: VERSION,
@@ -206,17 +254,16 @@ export async function startServer(
   if (worker === 0) void sweep();
   const sweeper = worker === 0 ? setInterval(sweep, SWEEP_INTERVAL_MS) : undefined;
 
-  const listener = config.transport === "node"
-    ? await listenNode(config, {
-      app,
-      hub,
-      service,
-      authenticate,
-      onUnexpectedError,
-      logger,
-      guards,
-    })
-    : await listenDeno(config, app);
+  const listen = config.transport === "node" ? listenNode : listenDeno;
+  const listener = await listen(app, {
+    port: config.port,
+    host: config.host,
+    reusePort: config.workers > 1,
+    headerTimeoutMs: config.headerTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxSockets: socketCap(openFiles, config.workers),
+    onTransportError: (message, fields) => logger.warn(message, fields),
+  });
   // Workers share the primary's port; the kernel spreads connections over them.
   const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
@@ -234,6 +281,7 @@ export async function startServer(
         // Readiness fails from here on, so a load balancer stops sending new clients.
         logger.info("shutting down", { connections: hub.connectionCount });
         if (sweeper !== undefined) clearInterval(sweeper);
+        memoryWatch.stop();
         // Streams first: clients reconnect elsewhere (with Last-Event-ID), and an HTTP server's
         // shutdown would otherwise wait for responses that never end.
         await hub.close();
@@ -246,67 +294,6 @@ export async function startServer(
       })();
       return stopping;
     },
-  };
-}
-
-interface Listener {
-  readonly addr: { hostname: string; port: number };
-  readonly finished: Promise<void>;
-  /** Stops accepting, lets in-flight requests finish, closes idle connections. */
-  stop(): Promise<void>;
-}
-
-async function listenDeno(config: Config, app: AlarmdApp): Promise<Listener> {
-  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve(
-    { port: config.port, hostname: config.host, reusePort: config.workers > 1, onListen },
-    app.fetch,
-  );
-  return { addr: await listening, finished: server.finished, stop: () => server.shutdown() };
-}
-
-async function listenNode(
-  config: Config,
-  deps: {
-    app: AlarmdApp;
-    hub: LiveHub;
-    service: AlarmService;
-    authenticate: Authenticate;
-    onUnexpectedError: (e: unknown, requestId?: string) => void;
-    logger: Logger;
-    guards: Guards;
-  },
-): Promise<Listener> {
-  const server = createServer(createNodeListener(deps));
-  // A publisher's keep-alive connection should outlive typical pooling idle timeouts.
-  server.keepAliveTimeout = 65_000;
-  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(
-      { port: config.port, host: config.host, reusePort: config.workers > 1 },
-      () => resolve(),
-    );
-  });
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("node:http did not report a port");
-  return {
-    addr: { hostname: address.address, port: address.port },
-    finished,
-    // close() waits for every connection, and a keep-alive connection that goes idle later
-    // would hold it for keepAliveTimeout: close idle ones as they appear, and after a grace
-    // period (in-flight requests had time to finish) close what is left.
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const sweep = setInterval(() => server.closeIdleConnections(), 20);
-        const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-        server.close(() => {
-          clearInterval(sweep);
-          clearTimeout(force);
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
   };
 }
 

@@ -146,10 +146,16 @@ $("list").addEventListener("click", (e) => {
 });
 
 function handle(error) {
+  // Only a 401 says the token is bad. A 503 (auth_unavailable: the server cannot reach its
+  // identity provider) says nothing against it: keep it, the stream retries on its own.
   if (error?.status === 401) {
     sessionStorage.removeItem("alarmd-token");
     client?.stop();
     showTokenForm("That token was rejected or has expired. Paste a new one.");
+    return;
+  }
+  if (error?.code === "auth_unavailable") {
+    notice("The server cannot check sign-ins right now; retrying.");
     return;
   }
   if (error?.status !== 404) notice(error?.message ?? String(error));

@@ -1,11 +1,19 @@
 import { Redis } from "ioredis";
+import { ALARM_LIMITS, ALARM_TYPE_PATTERN } from "../domain/alarm.ts";
 import { UnavailableError } from "../domain/errors.ts";
 import type { AlarmChange, LiveBus } from "../domain/ports.ts";
+import { isUlid } from "../domain/ulid.ts";
 import { createLocalListeners } from "./local_listeners.ts";
 
 export interface RedisBusOptions {
   readonly url: string;
+  /**
+   * The deployment's shared secret (at least 32 bytes): every message is signed with it, and a
+   * message that does not verify is never delivered. Every instance must use the same bytes.
+   */
+  readonly key: Uint8Array;
   readonly channel?: string;
+  /** Failures, including every rejected message (a RejectedMessageError). */
   readonly onError?: (error: unknown) => void;
   /** Connection state changes, for logs and metrics. */
   readonly onState?: (state: "connected" | "disconnected") => void;
@@ -17,23 +25,57 @@ interface Envelope {
   readonly change: AlarmChange;
 }
 
+/** A message on the channel that is not an authentic, well-formed alarmd envelope. */
+export class RejectedMessageError extends Error {
+  constructor(readonly channel: string, readonly reason: string, readonly preview: string) {
+    super(`rejected a message on Redis channel ${channel} (${reason}): ${preview}`);
+    this.name = "RejectedMessageError";
+  }
+}
+
+/** How long readiness waits for Redis before calling it unreachable. */
+const READY_TIMEOUT_MS = 2_000;
+/** How much of a rejected message the error quotes, so the log names it without flooding. */
+const PREVIEW_CHARS = 120;
+/** Wire format: `v1.<hex HMAC-SHA256 of the payload>.<payload JSON>`. */
+const VERSION_PREFIX = "v1.";
+const MAC_HEX_CHARS = 64;
+
 /**
  * Fan-out across processes and hosts with Redis pub/sub. Local subscribers hear a change
  * synchronously; other instances hear it through Redis. Pub/sub is fire-and-forget, so a
  * change published while Redis is down never reaches the others: it is safe in KV, and when
  * an instance's subscription comes back it reports a gap so its streams catch up from KV.
  * Publishing never queues while disconnected, so an outage cannot grow memory.
+ *
+ * Whoever can publish on Redis could otherwise hand alarms to any user's streams, so each
+ * message carries an HMAC of its exact payload under the deployment's key, and its shape is
+ * checked once the HMAC holds. A message that fails either is reported and treated as a gap
+ * (the streams re-read KV, which only alarmd writes), never delivered. Signing and verifying
+ * are asynchronous (WebCrypto), so both run ahead while messages go out and are delivered in
+ * the order they were published and arrived.
  */
 export function createRedisBus(options: RedisBusOptions): LiveBus {
+  if (options.key.byteLength < 32) throw new Error("the Redis bus key must be at least 32 bytes");
   const channel = options.channel ?? "alarmd:changes";
   const id = crypto.randomUUID();
   const local = createLocalListeners(options.onError);
+  const hmacKey = crypto.subtle.importKey(
+    "raw",
+    options.key.slice(),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
   const common = { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 2000) };
   const pub = new Redis(options.url, { ...common, enableOfflineQueue: false });
   const sub = new Redis(options.url, { ...common, enableOfflineQueue: true });
   let closed = false;
   let everReady = false;
   let lost = false;
+  /** The last message handed to Redis and the last one delivered: each waits for the one before. */
+  let sending: Promise<void> = Promise.resolve();
+  let delivering: Promise<void> = Promise.resolve();
 
   sub.on("error", (error) => options.onError?.(error));
   pub.on("error", (error) => options.onError?.(error));
@@ -52,35 +94,99 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
     everReady = true;
   });
   sub.on("message", (_channel: string, raw: string) => {
-    let envelope: Envelope;
-    try {
-      envelope = JSON.parse(raw);
-    } catch (error) {
-      options.onError?.(error);
-      return;
-    }
-    if (envelope.from !== id) local.deliver(envelope.change);
+    const opened = open(raw);
+    delivering = delivering.then(async () => {
+      const result = await opened;
+      if (closed) return;
+      if (typeof result === "string") {
+        const preview = raw.length > PREVIEW_CHARS ? `${raw.slice(0, PREVIEW_CHARS)}…` : raw;
+        local.gap();
+        options.onError?.(new RejectedMessageError(channel, result, preview));
+      } else if (result.from !== id) {
+        local.deliver(result.change);
+      }
+    }).catch((error) => options.onError?.(error));
   });
   const subscribed = sub.subscribe(channel).catch((error) => options.onError?.(error));
+
+  /** The envelope in `raw`, or why it is refused. Never rejects. */
+  async function open(raw: string): Promise<Envelope | string> {
+    if (!raw.startsWith(VERSION_PREFIX)) return "not an alarmd envelope";
+    const macEnd = VERSION_PREFIX.length + MAC_HEX_CHARS;
+    const mac = hexBytes(raw.slice(VERSION_PREFIX.length, macEnd));
+    if (mac === null || raw[macEnd] !== ".") return "not an alarmd envelope";
+    const payload = raw.slice(macEnd + 1);
+    let authentic: boolean;
+    try {
+      authentic = await crypto.subtle.verify(
+        "HMAC",
+        await hmacKey,
+        mac,
+        new TextEncoder().encode(payload),
+      );
+    } catch (error) {
+      return `HMAC check failed: ${error instanceof Error ? error.message : error}`;
+    }
+    if (!authentic) return "bad HMAC: not signed with this deployment's key";
+    let envelope: unknown;
+    try {
+      envelope = JSON.parse(payload);
+    } catch {
+      return "payload is not JSON";
+    }
+    const problem = envelopeProblem(envelope);
+    return problem === null ? envelope as Envelope : `bad shape: ${problem}`;
+  }
+
+  /** The wire message for `payload`, or null (reported) if it cannot be signed. Never rejects. */
+  async function seal(payload: string): Promise<string | null> {
+    try {
+      const data = new TextEncoder().encode(payload);
+      const mac = await crypto.subtle.sign("HMAC", await hmacKey, data);
+      return `${VERSION_PREFIX}${toHex(new Uint8Array(mac))}.${payload}`;
+    } catch (error) {
+      options.onError?.(error);
+      return null;
+    }
+  }
 
   return {
     publish(change) {
       local.deliver(change);
       const envelope: Envelope = { from: id, change };
-      pub.publish(channel, JSON.stringify(envelope)).catch((error) => options.onError?.(error));
+      const sealed = seal(JSON.stringify(envelope));
+      // Handed to Redis in publish order; nothing waits for Redis to answer.
+      sending = sending.then(async () => {
+        const message = await sealed;
+        if (message === null) return;
+        pub.publish(channel, message).catch((error) => options.onError?.(error));
+      }).catch((error) => options.onError?.(error));
     },
     subscribe: local.subscribe,
     onGap: local.onGap,
     async ready() {
-      await subscribed;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new UnavailableError("Redis is unreachable")),
+          READY_TIMEOUT_MS,
+        );
+      });
       try {
-        await pub.ping();
-      } catch {
-        throw new UnavailableError("Redis is unreachable");
+        await Promise.race([subscribed, timeout]);
+        try {
+          await Promise.race([pub.ping(), timeout]);
+        } catch {
+          throw new UnavailableError("Redis is unreachable");
+        }
+      } finally {
+        clearTimeout(timer);
       }
       if (sub.status !== "ready") throw new UnavailableError("Redis subscription is down");
     },
     async close() {
+      // What was published before close still goes out.
+      await sending;
       closed = true;
       local.clear();
       await Promise.allSettled([sub.quit(), pub.quit()]);
@@ -88,4 +194,63 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
       pub.disconnect();
     },
   };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const isUserId = (v: unknown) =>
+  typeof v === "string" && v.length >= 1 && v.length <= ALARM_LIMITS.userIdMax;
+const isTime = (v: unknown) =>
+  typeof v === "string" && v.length <= 32 && !Number.isNaN(Date.parse(v));
+
+/**
+ * What is wrong with an authenticated envelope, or null. Only alarmd instances hold the key, so
+ * this catches version skew and bugs rather than attacks; extra alarm fields pass unchanged.
+ */
+function envelopeProblem(envelope: unknown): string | null {
+  if (!isRecord(envelope)) return "envelope is not an object";
+  if (typeof envelope.from !== "string") return "from is not a string";
+  const change = envelope.change;
+  if (!isRecord(change)) return "change is not an object";
+  if (change.kind === "created") {
+    if (change.prevId !== null && !(typeof change.prevId === "string" && isUlid(change.prevId))) {
+      return "prevId is neither null nor an alarm id";
+    }
+    const alarm = change.alarm;
+    if (!isRecord(alarm)) return "alarm is not an object";
+    if (typeof alarm.id !== "string" || !isUlid(alarm.id)) return "alarm.id is not an alarm id";
+    if (!isUserId(alarm.userId)) return "alarm.userId is not a user id";
+    if (typeof alarm.type !== "string" || !ALARM_TYPE_PATTERN.test(alarm.type)) {
+      return "alarm.type is not an alarm type";
+    }
+    if (!isRecord(alarm.data)) return "alarm.data is not an object";
+    if (!isTime(alarm.createdAt)) return "alarm.createdAt is not a time";
+    if (alarm.readAt !== null && !isTime(alarm.readAt)) return "alarm.readAt is not null or a time";
+    return null;
+  }
+  if (change.kind === "read" || change.kind === "deleted") {
+    if (!isUserId(change.userId)) return "userId is not a user id";
+    if (!Array.isArray(change.ids) || !change.ids.every((i) => typeof i === "string")) {
+      return "ids is not an array of strings";
+    }
+    if (!Number.isSafeInteger(change.unread) || (change.unread as number) < 0) {
+      return "unread is not a non-negative integer";
+    }
+    return null;
+  }
+  return "kind is not created, read or deleted";
+}
+
+function toHex(bytes: Uint8Array): string {
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** The bytes of exactly MAC_HEX_CHARS lowercase hex digits, or null. */
+function hexBytes(hex: string): Uint8Array<ArrayBuffer> | null {
+  if (!/^[0-9a-f]{64}$/.test(hex)) return null;
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return bytes;
 }

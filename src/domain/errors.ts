@@ -39,5 +39,15 @@ export class UnavailableError extends AlarmdError {
   }
 }
 
+/**
+ * The identity provider's key set cannot be fetched and no key at hand verifies the token: the
+ * token may well be valid, so the client should retry rather than sign in again.
+ */
+export class AuthUnavailableError extends AlarmdError {
+  constructor(message: string, readonly retryAfterSeconds = 5) {
+    super(message);
+  }
+}
+
 /** Well-formed JSON that the domain rejects (a cursor it never issued, say). */
 export class InvalidRequestError extends AlarmdError {}

@@ -1,6 +1,7 @@
 import type { Alarm } from "./alarm.ts";
+import { ALARM_LIMITS } from "./alarm.ts";
 import type { AlarmChange, AlarmStore, Clock, FrameSink } from "./ports.ts";
-import { eventFrame, PING_FRAME, retryFrame } from "./sse_frames.ts";
+import { eventFrame, PING_FRAME } from "./sse_frames.ts";
 import { isUlid } from "./ulid.ts";
 
 /** Why a stream ended: logged, counted in metrics, and tested. */
@@ -31,8 +32,23 @@ export interface LiveConnectionOptions {
 }
 
 const REPLAY_PAGE = 500;
+/**
+ * An alarm frame's size before any is seen: `data` at its limit plus the other fields. Replay
+ * pages are sized by the largest frame seen so far, starting from this.
+ */
+const LARGEST_ALARM_FRAME = ALARM_LIMITS.dataMaxBytes + 2048;
+/**
+ * The most bytes handed to the sink in one write. A whole backlog in one write is copied whole
+ * (joined, then encoded into the socket's buffer), and for a client that stopped reading those
+ * copies stay in memory next to the queue; in small writes, the backlog stays in the queue.
+ */
+const MAX_CHUNK = 64 * 1024;
 /** Live changes held while a replay runs; past this the client is too far behind to keep. */
 const MAX_BUFFERED_CHANGES = 10_000;
+
+function alarmFrame(alarm: Alarm): string {
+  return eventFrame("alarm", JSON.stringify(alarm), alarm.id);
+}
 
 /**
  * One client's stream. Registered with the hub before it reads anything, so no change can slip
@@ -43,6 +59,8 @@ const MAX_BUFFERED_CHANGES = 10_000;
  *
  * Outgoing frames wait in a bounded queue written by one pump, so a client that stops reading
  * costs at most `maxQueueBytes` before it is dropped, and the publisher never waits for it.
+ * Replay is paced by the same queue: it reads the next page only when the queue has room for
+ * it, so history waiting for a stalled client is never held outside the queue.
  */
 export class LiveConnection {
   readonly id: string;
@@ -62,9 +80,17 @@ export class LiveConnection {
   #queue: string[] = [];
   #queuedBytes = 0;
   #closeReason: CloseReason | null = null;
-  /** A replay waiting for the queue to drain, so that history never trips the slow-client cap. */
-  #roomWaiter: (() => void) | null = null;
+  /**
+   * A replay waiting for the queue to drain to `bytes`, so that history never trips the
+   * slow-client cap.
+   */
+  #roomWaiter: { bytes: number; resolve: () => void } | null = null;
+  /** The largest alarm frame this connection has replayed (LARGEST_ALARM_FRAME before any). */
+  #frameEstimate = LARGEST_ALARM_FRAME;
+  /** Another pass over the store is due when this replay ends (a gap, or alarms left to it). */
   #resyncPending = false;
+  /** `created` changes in `#buffer`. */
+  #bufferedAlarms = 0;
   #done: () => void = () => {};
   /** Resolves when the stream has ended, for whatever reason. */
   readonly closed: Promise<void>;
@@ -88,7 +114,7 @@ export class LiveConnection {
     return this.#queuedBytes;
   }
 
-  /** Sends `retry:`, the connect event, then the replay; then delivers live changes. */
+  /** Sends the connect event (with `retry:`), then the replay; then delivers live changes. */
   async start(): Promise<void> {
     const { store, userId, lastEventId } = this.#options;
     try {
@@ -101,7 +127,6 @@ export class LiveConnection {
         reset = !isUlid(lastEventId) || fromFuture || belowFloor;
         if (!reset) replayFrom = lastEventId;
       }
-      this.#enqueue(retryFrame(this.#options.retryMs));
       this.#enqueue(eventFrame(
         "connect",
         JSON.stringify({
@@ -112,6 +137,8 @@ export class LiveConnection {
           lastId: state.lastId,
           ...(reset ? { replay: "reset" } : {}),
         }),
+        undefined,
+        this.#options.retryMs,
       ));
       if (replayFrom === null) {
         this.#cursor = state.lastId;
@@ -134,6 +161,7 @@ export class LiveConnection {
   deliver(change: AlarmChange): void {
     if (this.#state === "closed") return;
     if (this.#state === "replaying") {
+      if (change.kind === "created" && !this.#holdAlarm()) return;
       this.#buffer.push(change);
       if (this.#buffer.length > MAX_BUFFERED_CHANGES) this.close("slow_client");
       return;
@@ -147,8 +175,8 @@ export class LiveConnection {
     const { alarm, prevId } = change;
     if (this.#cursor !== null && alarm.id <= this.#cursor) return;
     if (prevId !== null && (this.#cursor === null || prevId > this.#cursor)) {
+      // The store has this alarm too (it is committed), so the catch-up sends it in order.
       this.#state = "replaying";
-      this.#buffer.push(change);
       this.#replay(false).then(() => this.#goLive(), () => this.close("storage_unavailable"));
       return;
     }
@@ -180,25 +208,40 @@ export class LiveConnection {
     this.#closeReason = reason;
     this.#queue = [];
     this.#buffer = [];
-    this.#roomWaiter?.();
+    this.#bufferedAlarms = 0;
+    this.#roomWaiter?.resolve();
     this.#roomWaiter = null;
     this.#options.sink.close();
     this.#options.onClose(this, reason);
     this.#done();
   }
 
+  /**
+   * History is paced by the client: a reader gets all of it, however long; a client that stops
+   * reading stays stuck here, holding no more than its queue, until the write timeout ends it.
+   * The queue is filled to half the cap (the rest is headroom for heartbeats), and each page is
+   * sized to fit in what is free; a page with larger alarms than expected is cut where it stops
+   * fitting, and the rest read again once there is room.
+   */
   async #replay(initial: boolean): Promise<void> {
+    const fill = this.#options.maxQueueBytes / 2;
     for (;;) {
-      const page = await this.#options.store.listAfter(this.userId, this.#cursor, REPLAY_PAGE);
+      await this.#room(Math.max(0, Math.min(fill / 2, fill - this.#frameEstimate)));
+      if (this.#isClosed()) return;
+      const fits = Math.floor((fill - this.#queuedBytes) / this.#frameEstimate);
+      const limit = Math.max(1, Math.min(REPLAY_PAGE, fits));
+      const page = await this.#options.store.listAfter(this.userId, this.#cursor, limit);
+      let sent = 0;
       for (const alarm of page) {
         if (this.#isClosed()) return;
-        // History is paced by the client: a reader gets all of it, however long. Only a client
-        // that stops reading stays stuck here, and the write timeout ends it.
-        if (this.#queuedBytes > this.#options.maxQueueBytes / 2) await this.#room();
-        if (this.#isClosed()) return;
-        this.#sendAlarm(alarm, initial);
+        const frame = alarmFrame(alarm);
+        if (frame.length > this.#frameEstimate) this.#frameEstimate = frame.length;
+        if (this.#queuedBytes > 0 && this.#queuedBytes + frame.length > fill) break;
+        this.#sendAlarm(alarm, initial, frame);
+        sent++;
       }
-      if (page.length < REPLAY_PAGE) return;
+      if (this.#isClosed()) return;
+      if (sent === page.length && page.length < limit) return;
     }
   }
 
@@ -207,14 +250,17 @@ export class LiveConnection {
     return this.#state === "closed";
   }
 
-  #room(): Promise<void> {
-    return new Promise((resolve) => (this.#roomWaiter = resolve));
+  /** Resolves once at most `bytes` are queued, or the stream has ended. */
+  #room(bytes: number): Promise<void> {
+    if (this.#queuedBytes <= bytes || this.#isClosed()) return Promise.resolve();
+    return new Promise((resolve) => (this.#roomWaiter = { bytes, resolve }));
   }
 
   #goLive(): void {
     if (this.#state === "closed") return;
     if (this.#resyncPending) {
-      // A gap was reported while this replay ran: read once more from where it got to.
+      // A gap was reported, or alarms were left to the store, while this replay ran: read once
+      // more from where it got to.
       this.#resyncPending = false;
       this.#replay(false).then(() => this.#goLive(), () => this.close("storage_unavailable"));
       return;
@@ -222,19 +268,39 @@ export class LiveConnection {
     this.#state = "live";
     const buffered = this.#buffer;
     this.#buffer = [];
+    this.#bufferedAlarms = 0;
     for (let i = 0; i < buffered.length; i++) {
       if (this.#state !== "live") {
         // A gap started another catch-up: keep the rest, in order, behind it.
-        this.#buffer.push(...buffered.slice(i));
+        for (const change of buffered.slice(i)) this.deliver(change);
         return;
       }
       this.deliver(buffered[i]);
     }
   }
 
-  #sendAlarm(alarm: Alarm, replayed: boolean): void {
+  /**
+   * Whether a `created` change that arrives during a replay is held for after it. Held alarms
+   * count against the queue's share of the cap, as replayed ones do; past it they are all let
+   * go, and one more pass over the store (which has them: they are committed) sends them, in
+   * order, so that a replay stuck on a client that stops reading holds no live alarms either.
+   */
+  #holdAlarm(): boolean {
+    if (this.#resyncPending) return false;
+    const fits = Math.floor(this.#options.maxQueueBytes / 2 / this.#frameEstimate);
+    if (this.#bufferedAlarms < fits) {
+      this.#bufferedAlarms++;
+      return true;
+    }
+    this.#buffer = this.#buffer.filter((change) => change.kind !== "created");
+    this.#bufferedAlarms = 0;
+    this.#resyncPending = true;
+    return false;
+  }
+
+  #sendAlarm(alarm: Alarm, replayed: boolean, frame = alarmFrame(alarm)): void {
     this.#cursor = alarm.id;
-    this.#enqueue(eventFrame("alarm", JSON.stringify(alarm), alarm.id));
+    this.#enqueue(frame);
     this.#options.onAlarmSent?.(alarm, replayed);
   }
 
@@ -253,17 +319,23 @@ export class LiveConnection {
   async #pump(): Promise<void> {
     const { sink, clock } = this.#options;
     while (this.#queue.length > 0 && this.#state !== "closed") {
-      const chunk = this.#queue.length === 1 ? this.#queue[0] : this.#queue.join("");
-      this.#queue = [];
+      const queue = this.#queue;
+      let frames = 1;
+      let size = queue[0].length;
+      while (frames < queue.length && size + queue[frames].length <= MAX_CHUNK) {
+        size += queue[frames++].length;
+      }
+      const chunk = frames === 1 ? queue[0] : queue.slice(0, frames).join("");
+      this.#queue = frames === queue.length ? [] : queue.slice(frames);
       this.writingSince = clock.now();
       try {
         await sink.write(chunk);
       } catch {
         this.close("client_closed");
       }
-      this.#queuedBytes -= chunk.length;
-      if (this.#roomWaiter && this.#queuedBytes <= this.#options.maxQueueBytes / 2) {
-        this.#roomWaiter();
+      this.#queuedBytes -= size;
+      if (this.#roomWaiter && this.#queuedBytes <= this.#roomWaiter.bytes) {
+        this.#roomWaiter.resolve();
         this.#roomWaiter = null;
       }
     }

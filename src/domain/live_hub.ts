@@ -20,8 +20,8 @@ export interface LiveHubObserver {
   opened?(connection: LiveConnection): void;
   closed?(connection: LiveConnection, reason: CloseReason): void;
   alarmSent?(alarm: Alarm, replayed: boolean): void;
-  /** A new stream was refused by a cap. */
-  refused?(scope: "user" | "server"): void;
+  /** A new stream was refused by a cap: per user, the server's stream cap, or its memory cap. */
+  refused?(scope: "user" | "server" | "memory"): void;
 }
 
 /** A place held for a stream between the cap check and the stream's start. */
@@ -39,12 +39,17 @@ export interface OpenOptions {
 }
 
 export interface LiveHub {
-  /** Checks the caps and holds a place; LimitExceededError (429 per user, 503 global) if full. */
+  /**
+   * Checks the caps and holds a place; LimitExceededError (429 per user, 503 for the server's
+   * stream cap or while memory is over its cap) if full.
+   */
   reserve(userId: string): Reservation;
   /** Starts the stream in a reserved place; resolves once the stream has ended. */
   open(reservation: Reservation, options: OpenOptions): LiveConnection;
   readonly connectionCount: number;
   connectionCountOf(userId: string): number;
+  /** Bytes waiting in every stream's queue: the memory held for clients that read slowly. */
+  readonly queuedBytes: number;
   /** Ends every stream (reason "shutdown") and stops the tick. */
   close(): Promise<void>;
 }
@@ -63,8 +68,13 @@ export function createLiveHub(deps: {
   clock: Clock;
   config: LiveHubConfig;
   observer?: LiveHubObserver;
+  /**
+   * Whether the process's resident memory is above its cap: new streams are refused then, so
+   * that streams never get the process killed for memory. Read per attempt, so keep it cheap.
+   */
+  memoryOver?: () => boolean;
 }): LiveHub {
-  const { store, bus, clock, config, observer } = deps;
+  const { store, bus, clock, config, observer, memoryOver } = deps;
   const byUser = new Map<string, Set<LiveConnection>>();
   const reservedByUser = new Map<string, number>();
   let reserved = 0;
@@ -146,6 +156,15 @@ export function createLiveHub(deps: {
           Math.ceil(config.retryMs / 1000) + 1,
         );
       }
+      if (memoryOver?.()) {
+        observer?.refused?.("memory");
+        throw new LimitExceededError(
+          "the server is at its memory limit",
+          "too_many_connections",
+          "server",
+          Math.ceil(config.retryMs / 1000) + 1,
+        );
+      }
       reserved++;
       reservedByUser.set(userId, (reservedByUser.get(userId) ?? 0) + 1);
       let held = true;
@@ -208,6 +227,14 @@ export function createLiveHub(deps: {
 
     connectionCountOf(userId) {
       return byUser.get(userId)?.size ?? 0;
+    },
+
+    get queuedBytes() {
+      let bytes = 0;
+      for (const connections of byUser.values()) {
+        for (const connection of connections) bytes += connection.queuedBytes;
+      }
+      return bytes;
     },
 
     async close() {

@@ -112,8 +112,9 @@ export interface AlarmStore {
   onChange(listener: (change: AlarmChange) => void): () => void;
 
   /**
-   * Resolves when storage is readable and writable; rejects with UnavailableError otherwise,
-   * and for a few seconds after a write failed, until one succeeds.
+   * Resolves while storage can commit; rejects with UnavailableError when the last commit
+   * failed and a probe write fails too. Writes nothing while commits succeed, and probes at
+   * most once every few seconds, so polling it never slows writes.
    */
   ping(): Promise<void>;
 

@@ -10,15 +10,21 @@ export interface RateLimiter {
  * Token buckets per key: `ratePerSecond` refill, up to `burst`. A rate of 0 disables the
  * limiter. Memory stays bounded: when the map grows past `maxKeys`, buckets that have refilled
  * completely (idle keys, indistinguishable from new ones) are dropped.
+ *
+ * A bucket holds at least `largestCost` tokens (a full batch), whatever the rate: a take that
+ * costs more than a full bucket could never succeed, and its Retry-After would be a lie.
  */
 export function createRateLimiter(options: {
   name: string;
   ratePerSecond: number;
   burst: number;
   clock: Clock;
+  /** The most one take may cost. */
+  largestCost?: number;
   maxKeys?: number;
 }): RateLimiter {
-  const { ratePerSecond, burst, clock, name } = options;
+  const { ratePerSecond, clock, name } = options;
+  const burst = Math.max(options.burst, options.largestCost ?? 1);
   const maxKeys = options.maxKeys ?? 100_000;
   const buckets = new Map<string, { tokens: number; at: number }>();
   if (ratePerSecond <= 0) return { take() {} };
@@ -40,8 +46,9 @@ export function createRateLimiter(options: {
       }
       bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * ratePerSecond);
       bucket.at = now;
-      if (bucket.tokens < cost) {
-        const wait = Math.ceil((cost - bucket.tokens) / ratePerSecond);
+      // The tolerance absorbs rounding, so that waiting the Retry-After given is always enough.
+      if (bucket.tokens < cost - 1e-9) {
+        const wait = Math.ceil((cost - bucket.tokens) / ratePerSecond - 1e-9);
         throw new LimitExceededError(
           `${name} rate limit of ${ratePerSecond}/s exceeded`,
           "rate_limited",

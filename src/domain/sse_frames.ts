@@ -10,9 +10,13 @@ function assertSingleLine(field: string, value: string) {
   if (/[\r\n\0]/.test(value)) throw new TypeError(`SSE ${field} must be a single line`);
 }
 
-export function eventFrame(event: string, data: string, id?: string): string {
+/**
+ * One event block. `retryMs` puts a `retry:` field in the same block: a block of its own would
+ * carry no data, and some clients (@microsoft/fetch-event-source) surface it as an empty message.
+ */
+export function eventFrame(event: string, data: string, id?: string, retryMs?: number): string {
   assertSingleLine("event", event);
-  let frame = "";
+  let frame = retryMs === undefined ? "" : `retry: ${Math.max(0, Math.floor(retryMs))}\n`;
   if (id !== undefined) {
     assertSingleLine("id", id);
     frame += `id: ${id}\n`;
@@ -20,10 +24,6 @@ export function eventFrame(event: string, data: string, id?: string): string {
   frame += `event: ${event}\n`;
   for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
   return frame + "\n";
-}
-
-export function retryFrame(ms: number): string {
-  return `retry: ${Math.max(0, Math.floor(ms))}\n\n`;
 }
 
 export const PING_FRAME = ": ping\n\n";

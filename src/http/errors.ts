@@ -1,6 +1,5 @@
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
 import {
+  AuthUnavailableError,
   ForbiddenError,
   IdempotencyConflictError,
   InvalidRequestError,
@@ -23,8 +22,11 @@ export class ValidationError extends InvalidRequestError {
   }
 }
 
+/** A request body in an encoding alarmd does not decode (gzip, say): 415. */
+export class UnsupportedMediaTypeError extends InvalidRequestError {}
+
 export interface ErrorShape {
-  status: 400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503;
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 503;
   code: string;
   message: string;
   issues?: readonly ValidationIssue[];
@@ -38,6 +40,9 @@ export interface ErrorShape {
 export function toErrorShape(error: unknown): ErrorShape {
   if (error instanceof ValidationError) {
     return { status: 400, code: "invalid_request", message: error.message, issues: error.issues };
+  }
+  if (error instanceof UnsupportedMediaTypeError) {
+    return { status: 415, code: "unsupported_media_type", message: error.message };
   }
   if (error instanceof InvalidRequestError) {
     return { status: 400, code: "invalid_request", message: error.message };
@@ -66,6 +71,14 @@ export function toErrorShape(error: unknown): ErrorShape {
       retryAfter: error.retryAfterSeconds,
     };
   }
+  if (error instanceof AuthUnavailableError) {
+    return {
+      status: 503,
+      code: "auth_unavailable",
+      message: error.message,
+      retryAfter: error.retryAfterSeconds,
+    };
+  }
   if (error instanceof UnavailableError) {
     return {
       status: 503,
@@ -73,15 +86,6 @@ export function toErrorShape(error: unknown): ErrorShape {
       message: error.message,
       retryAfter: error.retryAfterSeconds,
     };
-  }
-  if (error instanceof HTTPException) {
-    if (error.status === 413) {
-      return { status: 413, code: "payload_too_large", message: "request body is too large" };
-    }
-    if (error.status >= 400 && error.status < 500) {
-      const message = error.message || "bad request";
-      return { status: 400, code: "invalid_request", message, issues: [{ path: "body", message }] };
-    }
   }
   return { status: 500, code: "internal", message: "internal error" };
 }
@@ -103,11 +107,6 @@ export function errorBody(shape: ErrorShape) {
       ...(shape.issues ? { issues: shape.issues } : {}),
     },
   };
-}
-
-export function errorResponse(c: Context, shape: ErrorShape): Response {
-  for (const [name, value] of Object.entries(errorHeaders(shape))) c.header(name, value);
-  return c.json(errorBody(shape), shape.status);
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createMiddleware } from "hono/factory";
 import type { Logger } from "../log.ts";
 
 const SAFE_ID = /^[\w.:-]{1,128}$/;
@@ -17,34 +16,24 @@ export function requestIdOf(header: string | null | undefined): string {
  */
 export function logRequest(
   logger: Logger,
-  fields: { requestId: string; method: string; path: string; status: number; startedAt: number },
+  fields: {
+    requestId: string;
+    method: string;
+    path: string;
+    status: number;
+    startedAt: number;
+    /** The client's address, through trusted proxies. */
+    client: string;
+  },
 ): void {
   const line = {
     requestId: fields.requestId,
     method: fields.method,
     path: fields.path,
     status: fields.status,
+    client: fields.client,
     durationMs: Math.round((performance.now() - fields.startedAt) * 100) / 100,
   };
   if (fields.status >= 500) logger.error("request failed", line);
   else logger.debug("request", line);
-}
-
-export type RequestEnv = { Variables: { requestId: string } };
-
-export function requestLog(logger: Logger) {
-  return createMiddleware<RequestEnv>(async (c, next) => {
-    const startedAt = performance.now();
-    const requestId = requestIdOf(c.req.header("x-request-id"));
-    c.set("requestId", requestId);
-    c.header("X-Request-Id", requestId);
-    await next();
-    logRequest(logger, {
-      requestId,
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      startedAt,
-    });
-  });
 }

@@ -31,7 +31,11 @@ export const alarmDataSchema = z.custom<Record<string, unknown>>(
   "must be a JSON object",
 ).refine((d) => depthWithin(d, MAX_DATA_DEPTH), `must nest at most ${MAX_DATA_DEPTH} levels`);
 
-export const userIdSchema = z.string().min(1).max(ALARM_LIMITS.userIdMax);
+/** Ids with lone surrogates are refused: storage would map them to U+FFFD, merging users. */
+export const userIdSchema = z.string().min(1).max(ALARM_LIMITS.userIdMax).refine(
+  (id) => id.isWellFormed(),
+  "must be well-formed Unicode (no lone surrogates)",
+);
 
 export const newAlarmSchema = z.strictObject({
   userId: userIdSchema,
@@ -84,6 +88,7 @@ export const errorSchema = z.object({
       "rate_limited",
       "too_many_connections",
       "unavailable",
+      "auth_unavailable",
       "internal",
     ]),
     message: z.string(),
@@ -92,6 +97,6 @@ export const errorSchema = z.object({
 });
 
 export const subscribeQuerySchema = z.object({
-  lastEventId: z.string().max(256).optional(),
+  lastEventId: z.string().optional(),
   access_token: z.string().optional(),
 });

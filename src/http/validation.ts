@@ -1,5 +1,3 @@
-import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
 import type { z } from "zod";
 import type { ValidationIssue } from "./errors.ts";
 import { ValidationError } from "./errors.ts";
@@ -26,15 +24,22 @@ export function parseOr400<S extends z.ZodType>(
   return result.data;
 }
 
-/**
- * `zValidator` whose failures become the contract's 400 with every zod issue listed (path in
- * dotted form), instead of the validator's default body.
- */
-export function validate<T extends keyof ValidationTargets, S extends z.ZodType>(
-  target: T,
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+
+/** A JSON request body checked against `schema`: its content type, its syntax, its shape. */
+export function parseJsonBody<S extends z.ZodType>(
+  contentType: string | undefined,
+  body: string,
   schema: S,
-) {
-  return zValidator(target, schema, (result) => {
-    if (!result.success) throw new ValidationError(toIssues(result.error, target));
-  });
+): z.infer<S> {
+  if (!contentType || !JSON_CONTENT_TYPE.test(contentType)) {
+    throw new ValidationError([{ path: "content-type", message: "must be application/json" }]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new ValidationError([{ path: "body", message: "Malformed JSON in request body" }]);
+  }
+  return parseOr400(schema, json, "body");
 }

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import type { Route } from "./route.ts";
 
 export interface WebAsset {
   readonly body: Uint8Array;
@@ -10,20 +10,18 @@ const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style
   "script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /** The web inbox and the browser client, from assets loaded once at start-up. */
-export function webRoutes(assets: ReadonlyMap<string, WebAsset>) {
-  const app = new Hono();
-  for (const [path, asset] of assets) {
-    const route = path === "/index.html" ? "/" : path.replace(/\.html$/, "");
-    app.get(route, (c) => {
-      c.header("Content-Type", asset.contentType);
-      c.header("Cache-Control", "no-cache");
-      c.header("X-Content-Type-Options", "nosniff");
-      if (asset.contentType.startsWith("text/html")) {
-        c.header("Content-Security-Policy", CSP);
-        c.header("Referrer-Policy", "no-referrer");
-      }
-      return c.body(asset.body.slice());
-    });
-  }
-  return app;
+export function webRoutes(assets: ReadonlyMap<string, WebAsset>): Route[] {
+  return [...assets].map(([path, asset]) => {
+    const headers: Record<string, string> = {
+      "Content-Type": asset.contentType,
+      "Cache-Control": "no-cache",
+    };
+    if (asset.contentType.startsWith("text/html")) headers["Content-Security-Policy"] = CSP;
+    return {
+      method: "GET",
+      path: path === "/index.html" ? "/" : path.replace(/\.html$/, ""),
+      access: "public",
+      handle: () => ({ status: 200, headers: { ...headers }, body: asset.body }),
+    } satisfies Route;
+  });
 }

@@ -53,7 +53,15 @@ interface IdempotencyRecord {
 
 const EMPTY_HEAD: Head = { last: null, floor: null, total: 0, unread: 0 };
 
-const PROBE_VALUE = new Uint8Array(18 * 1024);
+/**
+ * The readiness probe writes this many bytes, as many as the largest single create (an 8 KiB
+ * alarm and its idempotency record), so that a probe that fits means an alarm fits. Its length
+ * alternates by one byte: SQLite rewrites a value of the same size in place, which a full disk
+ * still takes where a new alarm does not fit.
+ */
+const PROBE_BYTES = 18 * 1024;
+/** While commits fail, readiness probes at most this often; pings in between share its verdict. */
+const PROBE_INTERVAL_MS = 5_000;
 /**
  * The value of retention-index entries, whose keys say everything. Bytes are stored as they
  * are, where a number or null goes through V8's serializer: about 1 µs per entry, one per alarm
@@ -181,12 +189,12 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
   const SHARED_MODE_MS = 5_000;
   let closed = false;
   /**
-   * When the last commit failed (0 once one succeeds). ping fails meanwhile, for up to
-   * FAILED_WRITE_HOLD_MS, then probes again: on a full disk the probe, rewriting its own key in
-   * place, still fits where a new alarm does not.
+   * Whether the last commit failed. Only then does ping write (a probe, at most one per
+   * PROBE_INTERVAL_MS), so polling readiness costs no writes while commits succeed.
    */
-  let failedAt = 0;
-  const FAILED_WRITE_HOLD_MS = 5_000;
+  let lastCommitFailed = false;
+  let probe: { at: number; verdict: Promise<void> } | null = null;
+  let probeFlip = 0;
 
   const expired = (alarm: Alarm) => isExpired(alarm, clock.now(), retentionMs);
   /** Ids below this belong to alarms past retention (an id's time is never before createdAt). */
@@ -499,7 +507,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         if (!fast && (lastSeen == null || result.versionstamp > lastSeen)) {
           lastSeen = result.versionstamp;
         }
-        failedAt = 0;
+        lastCommitFailed = false;
         options.onCommit?.(performance.now() - started, included);
         for (const [userId, head] of touched) cacheHead(userId, head, result.versionstamp);
         finish(effects, changes);
@@ -526,7 +534,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
 
   function failAll(units: Unit[], error: unknown): Unit[] {
     options.onError?.(error);
-    failedAt = performance.now();
+    lastCommitFailed = true;
     const reason = error instanceof UnavailableError
       ? error
       : new UnavailableError("storage is unavailable");
@@ -871,6 +879,32 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     return (await reader.get<Head>(kvKeys.head(userId))).value ?? EMPTY_HEAD;
   }
 
+  /** One write that must fit where an alarm would; clears the failed state when it commits. */
+  async function probeWrite(): Promise<void> {
+    probeFlip ^= 1;
+    const value = new Uint8Array(PROBE_BYTES + probeFlip);
+    for (let attempt = 0;; attempt++) {
+      const started = performance.now();
+      try {
+        const atomic = kv.atomic();
+        atomic.set(kvKeys.probe, value);
+        await atomic.commit();
+        lastCommitFailed = false;
+        options.onCommit?.(performance.now() - started, 0);
+        return;
+      } catch (error) {
+        if (isBusy(error) && attempt < LIMITS.retriesOnConflict) {
+          await backoff(attempt);
+          continue;
+        }
+        options.onError?.(error);
+        throw new UnavailableError(
+          "storage cannot commit: the last write failed, and so did a probe",
+        );
+      }
+    }
+  }
+
   async function read<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
@@ -1013,13 +1047,13 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       return () => listeners.delete(listener);
     },
 
-    async ping() {
-      if (failedAt > 0 && performance.now() - failedAt < FAILED_WRITE_HOLD_MS) {
-        throw new UnavailableError("the last write to storage failed");
+    ping() {
+      if (!lastCommitFailed) return Promise.resolve();
+      const now = clock.now();
+      if (probe === null || now - probe.at >= PROBE_INTERVAL_MS || now < probe.at) {
+        probe = { at: now, verdict: probeWrite() };
       }
-      // As large as the largest single create (an 8 KiB alarm and its idempotency record): a
-      // nearly full disk still takes a tiny write, and readiness must mean alarms fit.
-      await read(() => kv.set(kvKeys.probe, PROBE_VALUE));
+      return probe.verdict;
     },
 
     async close() {

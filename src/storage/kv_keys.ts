@@ -10,6 +10,7 @@
  * | ["i", scope, "one", key]     | idempotency record bytes | create with Idempotency-Key   |
  * | ["i", scope, "batch", key, n]| idempotency record bytes | batch with Idempotency-Key    |
  * | ["p"]                        | probe bytes              | readiness probe               |
+ * | ["b"]                        | 32 random bytes          | kv_bus_key.ts, once           |
  * | ["v"]                        | layout version (3)       | kv_layout.ts, once            |
  * | ["w"]                        | 1 (writer claim)         | a claim; shared-mode commits  |
  *
@@ -46,6 +47,8 @@ export const kvKeys = {
   idempotency: (scope: string, key: string, index: number | null): Deno.KvKey =>
     index === null ? ["i", scope, "one", key] : ["i", scope, "batch", key, index],
   probe: ["p"] as Deno.KvKey,
+  /** The HMAC key that signs what crosses Redis: one per deployment (every instance shares KV). */
+  busKey: ["b"] as Deno.KvKey,
   layoutVersion: ["v"] as Deno.KvKey,
   writerEpoch: ["w"] as Deno.KvKey,
 };

@@ -75,7 +75,8 @@ Deno.test("a token is accepted in the Authorization header, the alarmd_token coo
   const viaCookie = await expectJson<AlarmJson>(
     await server.fetch("/api/v1/alarms", {
       method: "POST",
-      headers: { cookie: `theme=dark; alarmd_token=${publisher}` },
+      // A page of alarmd's own origin (a cookie from anywhere else is refused: see below).
+      headers: { cookie: `theme=dark; alarmd_token=${publisher}`, "sec-fetch-site": "same-origin" },
       json: { userId: "kim", type: "cookie" },
     }),
     201,
@@ -91,7 +92,9 @@ Deno.test("a token is accepted in the Authorization header, the alarmd_token coo
 
   const header = await server.fetch(LIST, { headers: { authorization: `Bearer ${kim}` } });
   assert.deepEqual((await expectJson<{ items: AlarmJson[] }>(header, 200)).items, expected);
-  const cookie = await server.fetch(LIST, { headers: { cookie: `alarmd_token=${kim}` } });
+  const cookie = await server.fetch(LIST, {
+    headers: { cookie: `alarmd_token=${kim}`, origin: server.url },
+  });
   assert.deepEqual((await expectJson<{ items: AlarmJson[] }>(cookie, 200)).items, expected);
   const query = await server.fetch(`${LIST}?access_token=${kim}&limit=2`);
   assert.deepEqual(
@@ -100,7 +103,7 @@ Deno.test("a token is accepted in the Authorization header, the alarmd_token coo
   );
 
   const count = await server.fetch(`${LIST}/unread-count`, {
-    headers: { cookie: `alarmd_token=${kim}` },
+    headers: { cookie: `alarmd_token=${kim}`, "sec-fetch-site": "same-origin" },
   });
   assert.deepEqual(await expectJson(count, 200), { unread: 3 });
   await expectNoContent(
@@ -138,7 +141,9 @@ Deno.test("a malformed Authorization header or a token that is not a JWT is 401"
     await expectError(res, 401, "unauthorized");
   }
   await expectError(
-    await server.fetch(LIST, { headers: { cookie: "alarmd_token=nope" } }),
+    await server.fetch(LIST, {
+      headers: { cookie: "alarmd_token=nope", "sec-fetch-site": "same-origin" },
+    }),
     401,
     "unauthorized",
   );

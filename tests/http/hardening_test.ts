@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createFakeClock } from "../helpers/fake_clock.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 
@@ -6,36 +7,40 @@ const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
 
 for (const transport of ["node", "deno"] as const) {
   Deno.test(`[${transport}] a publisher over its rate gets 429 rate_limited with Retry-After; a batch costs its size`, async () => {
-    await using server = await startTestServer({ transport, ratePublishPerSecond: 2 });
-    const publisher = await server.publisherToken("noisy");
-    const create = () =>
-      server.fetch("/api/v1/alarms", {
-        method: "POST",
-        token: publisher,
-        json: { userId: "kim", type: "x" },
-      });
-    const statuses = [];
-    for (let i = 0; i < 5; i++) {
-      const res = await create();
-      statuses.push(res.status);
+    // Time moves only when the test says, so the bucket does not refill between requests.
+    const clock = createFakeClock();
+    await using server = await startTestServer({ transport, ratePublishPerSecond: 2 }, { clock });
+    const publish = async (token: string, count: number) => {
+      const res = count === 1
+        ? await server.fetch("/api/v1/alarms", {
+          method: "POST",
+          token,
+          json: { userId: "kim", type: "x" },
+        })
+        : await server.fetch("/api/v1/alarms/batch", {
+          method: "POST",
+          token,
+          json: { alarms: Array.from({ length: count }, () => ({ userId: "kim", type: "x" })) },
+        });
       if (res.status === 429) {
         assert.ok(Number(res.headers.get("retry-after")) >= 1);
         assert.equal((await res.json()).error.code, "rate_limited");
       } else await res.body?.cancel();
-    }
-    assert.deepEqual(statuses, [201, 201, 201, 201, 429]);
-    // Another publisher has its own budget; the refused one stored nothing.
-    const other = await server.fetch("/api/v1/alarms/batch", {
-      method: "POST",
-      token: await server.publisherToken("calm"),
-      json: { alarms: Array.from({ length: 5 }, () => ({ userId: "kim", type: "x" })) },
-    });
-    assert.equal(other.status, 429, "a batch of 5 is over a burst of 4");
-    await other.body?.cancel();
+      return res.status;
+    };
+    const publisher = await server.publisherToken("noisy");
+    // The bucket holds a full batch (500) at any rate: 497 leave 3.
+    assert.equal(await publish(publisher, 497), 201);
+    assert.equal(await publish(publisher, 4), 429, "a batch of 4 is over the 3 left");
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push(await publish(publisher, 1));
+    assert.deepEqual(statuses, [201, 201, 201, 429]);
+    // Another publisher has its own budget; the refused requests stored nothing.
+    assert.equal(await publish(await server.publisherToken("calm"), 5), 201);
     const unread = await server.fetch("/api/v1/users/alarms/unread-count", {
       token: await server.userToken("kim"),
     });
-    assert.deepEqual(await unread.json(), { unread: 4 });
+    assert.deepEqual(await unread.json(), { unread: 497 + 3 + 5 });
   });
 
   Deno.test(`[${transport}] stream attempts are limited per client address, before authentication`, async () => {

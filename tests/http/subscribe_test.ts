@@ -37,7 +37,7 @@ Deno.test("the stream answers 200 with text/event-stream, no-cache and X-Accel-B
   assert.equal(stream.response.headers.get("x-accel-buffering"), "no");
 });
 
-Deno.test("the stream opens with retry: 3000, then the connect-complete event without an id line", async () => {
+Deno.test("the stream opens with one block: retry: 3000 and the connect-complete event, no id line", async () => {
   await using server = await startLiveServer();
   const publisher = await server.publisherToken();
   const user = await server.userToken("kim");
@@ -55,7 +55,7 @@ Deno.test("the stream opens with retry: 3000, then the connect-complete event wi
   assert.ok(connectionId, stream.text());
   assert.equal(
     stream.text(),
-    "retry: 3000\n\n" +
+    "retry: 3000\n" +
       "event: connect\n" +
       // `lastId` (an alarmd addition to the contract's fields) is the newest id at connect time.
       `data: {"message":"connect complete","userId":"kim","connectionId":"${connectionId}",` +
@@ -70,9 +70,10 @@ Deno.test("the retry line follows ALARMD_RETRY_MS and each connection has its ow
   await using two = await openSse(server.url + SUBSCRIBE_PATH, { token: user });
   const [a, b] = [await connectData(one), await connectData(two)];
   for (const stream of [one, two]) {
-    assert.ok(stream.text().startsWith("retry: 1234\n\nevent: connect\ndata: {"), stream.text());
+    assert.ok(stream.text().startsWith("retry: 1234\nevent: connect\ndata: {"), stream.text());
     const connect = stream.events.find((e) => e.event === "connect")!;
     assert.equal(connect.id, undefined, "the connect event carries no id");
+    assert.equal(stream.events[0].event, "connect", "retry: has no block of its own");
     assert.equal(stream.events[0].retry, 1234);
   }
   assert.equal(a.message, "connect complete");
@@ -345,7 +346,7 @@ Deno.test("after ALARMD_SSE_TIMEOUT_MS the server ends the stream cleanly", asyn
   await advance(clock, 1_000);
   const { text, clean } = await end;
   assert.ok(clean, "the stream ended with a normal end of body");
-  assert.ok(text.startsWith("retry: 3000\n\nevent: connect\n"), text);
+  assert.ok(text.startsWith("retry: 3000\nevent: connect\n"), text);
   assert.equal(server.server.connectionCount("kim"), 0);
   const closed = server.logs.filter((l) => l.msg === "stream closed");
   assert.deepEqual(closed.map((l) => l.reason), ["timeout"]);

@@ -24,7 +24,7 @@ for (const transport of ["node", "deno"] as const) {
     const connectionId = /"connectionId":"([^"]+)"/.exec(stream.text())![1];
     assert.equal(
       stream.text(),
-      "retry: 1500\n\n" +
+      "retry: 1500\n" +
         `event: connect\ndata: {"message":"connect complete","userId":"kim","connectionId":"${connectionId}","unread":0,"lastId":null}\n\n`,
     );
     const created = await server.fetch("/api/v1/alarms", {

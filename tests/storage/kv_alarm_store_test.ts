@@ -478,8 +478,10 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     await assert.rejects(store.delete("ana", a.id), UnavailableError);
     assert.deepEqual(changes, [], "a failed commit is no change");
     assert.ok(errors.length > 0, "the failure reached onError");
+    // The last commit failed and the probe fails too.
+    await assert.rejects(store.ping(), UnavailableError);
     failing = false;
-    // The probe alone would fit (a full disk can take a small rewrite but not a new alarm).
+    // Probes are rate-limited: until the next one is due, pings repeat the failed one's verdict.
     await assert.rejects(store.ping(), UnavailableError);
     assert.deepEqual(await listAll(store, "ana"), [a]);
     assert.deepEqual(await store.userState("ana"), {
@@ -499,6 +501,58 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     assert.deepEqual(changes, [{ kind: "created", alarm: retry.alarm, prevId: a.id }]);
     await store.ping();
     assert.deepEqual(await store.markRead("ana", a.id), { changed: true, unread: 1 });
+  } finally {
+    await shutdown([store], [kv], dir);
+  }
+});
+
+Deno.test("KvAlarmStore: ping writes nothing while commits succeed, and after a failed commit probes at most once per interval", async () => {
+  const { dir, path } = await tempKvPath();
+  const kv = await Deno.openKv(path);
+  let failing = false;
+  let writes = 0;
+  const commits: number[] = [];
+  const counted = new Proxy(hookedKv(kv, { failCommits: () => failing }), {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop === "set" || prop === "delete" || prop === "atomic") {
+        return (...args: unknown[]) => {
+          writes++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const options = defaultOptions();
+  const store = createKvAlarmStore(counted, {
+    ...options,
+    onError: () => {},
+    onCommit: (_ms, changes) => commits.push(changes),
+  });
+  try {
+    await createMany(store, "ana", 1);
+    writes = 0;
+    for (let i = 0; i < 1000; i++) await store.ping();
+    await Promise.all(Array.from({ length: 1000 }, () => store.ping()));
+    assert.equal(writes, 0, "healthy: readiness polls cost no writes");
+
+    failing = true;
+    await assert.rejects(store.create([newItem("ana", 2)]), UnavailableError);
+    writes = 0;
+    const verdicts = await Promise.allSettled(Array.from({ length: 1000 }, () => store.ping()));
+    assert.ok(verdicts.every((v) => v.status === "rejected"), "the probe fails as commits do");
+    assert.equal(writes, 1, "one probe for a thousand pings");
+
+    failing = false;
+    commits.length = 0;
+    options.clock.tick(4_999);
+    await assert.rejects(store.ping(), UnavailableError);
+    assert.equal(writes, 1, "no second probe within the interval");
+    options.clock.tick(1);
+    for (let i = 0; i < 100; i++) await store.ping();
+    assert.equal(writes, 2, "one more probe once the interval passed; it succeeded");
+    assert.deepEqual(commits, [0], "the probe is reported as a commit of no changes");
   } finally {
     await shutdown([store], [kv], dir);
   }

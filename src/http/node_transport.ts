@@ -1,0 +1,214 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import type { Socket } from "node:net";
+import type { BodyRead, HttpRequest } from "./http_request.ts";
+import { DRAIN_MAX_BYTES, DRAIN_MAX_MS } from "./http_request.ts";
+import type { Listener, ListenOptions } from "./listener.ts";
+import { SHUTDOWN_GRACE_MS } from "./listener.ts";
+import { createNodeSseSink } from "./node_sse_sink.ts";
+import type { Answer, Pipeline } from "./pipeline.ts";
+import { isStream } from "./reply.ts";
+import { errorBody } from "./errors.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * The default transport: `node:http`, whose streams are written straight to the socket with
+ * `res.write` (a fraction of the memory a streamed `Response` costs on Deno.serve). Its own
+ * defences: a cap on sockets below the open-file limit (past it new sockets are closed at once,
+ * so accept never fails), the header deadline and the keep-alive idle timeout, and JSON answers
+ * to requests the parser refuses.
+ */
+export async function listenNode(pipeline: Pipeline, options: ListenOptions): Promise<Listener> {
+  const server = createServer({
+    headersTimeout: options.headerTimeoutMs,
+    requestTimeout: 0,
+    keepAliveTimeout: options.idleTimeoutMs,
+    // How often expired heads are looked for: often enough that the deadline is kept.
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, options.headerTimeoutMs / 4)),
+  }, (req, res) => {
+    void pipeline.handle(nodeRequest(req)).then((answer) => write(res, answer));
+  });
+  if (options.maxSockets !== null) server.maxConnections = options.maxSockets;
+  server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
+    answerUnparsed(error, socket);
+  });
+  let dropped = 0;
+  let dropReport: ReturnType<typeof setTimeout> | undefined;
+  server.on("drop", () => {
+    // One line per burst, not per socket: a flood must not flood the log too.
+    if (dropped++ === 0) {
+      dropReport = setTimeout(() => {
+        options.onTransportError?.("sockets closed at the socket cap", {
+          count: dropped,
+          maxSockets: options.maxSockets,
+        });
+        dropped = 0;
+      }, 10_000);
+    }
+  });
+  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port: options.port, host: options.host, reusePort: options.reusePort }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  server.on(
+    "error",
+    (error) => options.onTransportError?.("listener error", { error: String(error) }),
+  );
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("node:http did not report a port");
+  return {
+    addr: { hostname: address.address, port: address.port },
+    finished,
+    // close() waits for every connection, and a keep-alive connection that goes idle later
+    // would hold it for keepAliveTimeout: close idle ones as they appear, and after a grace
+    // period (in-flight requests had time to finish) close what is left.
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const sweep = setInterval(() => server.closeIdleConnections(), 20);
+        const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        clearTimeout(dropReport);
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+function nodeRequest(req: IncomingMessage): HttpRequest {
+  const headers = req.headers;
+  const length = headers["content-length"];
+  return {
+    method: req.method ?? "GET",
+    target: req.url ?? "/",
+    header(name) {
+      const value = headers[name];
+      return typeof value === "string" ? value : value?.join(", ");
+    },
+    peer: req.socket.remoteAddress ?? "",
+    hasBody: headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"),
+    readBody: bodyReader(req),
+  };
+}
+
+/**
+ * Reads the body in flowing mode under a limit; past it, discards the rest within the drain
+ * limits. A second call (the pipeline discarding a body the route did not read) reports what
+ * the first left.
+ */
+function bodyReader(req: IncomingMessage): (limit: number) => Promise<BodyRead> {
+  let left: Promise<BodyRead> | null = null;
+  return (limit) => {
+    if (left) return left.then((r) => (r.ok ? { ok: false, drained: true } : r));
+    const declared = Number(req.headers["content-length"]);
+    if (declared > DRAIN_MAX_BYTES) return (left = Promise.resolve({ ok: false, drained: false }));
+    left = new Promise<BodyRead>((resolve, reject) => {
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      let over = declared > limit;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const startDiscarding = () => {
+        over = true;
+        chunks.length = 0;
+        timer = setTimeout(() => finish({ ok: false, drained: false }), DRAIN_MAX_MS);
+      };
+      const finish = (result: BodyRead | Error) => {
+        clearTimeout(timer);
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("error", onError);
+        if (result instanceof Error) reject(result);
+        else {
+          if (!result.ok && !result.drained) req.pause();
+          resolve(result);
+        }
+      };
+      const onData = (chunk: Uint8Array) => {
+        size += chunk.byteLength;
+        if (!over && size > limit) startDiscarding();
+        if (over) {
+          if (size > DRAIN_MAX_BYTES) finish({ ok: false, drained: false });
+          return;
+        }
+        chunks.push(chunk);
+      };
+      const onEnd = () => {
+        if (over) return finish({ ok: false, drained: true });
+        const bytes = new Uint8Array(size);
+        let at = 0;
+        for (const c of chunks) {
+          bytes.set(c, at);
+          at += c.byteLength;
+        }
+        finish({ ok: true, bytes });
+      };
+      const onError = (error: Error) => finish(error);
+      if (over) startDiscarding();
+      req.on("data", onData);
+      req.on("end", onEnd);
+      req.on("error", onError);
+    });
+    return left;
+  };
+}
+
+function write(res: ServerResponse, answer: Answer) {
+  if (isStream(answer)) {
+    if (res.destroyed) return answer.cancel();
+    res.writeHead(200, answer.headers);
+    flattenHead(res);
+    answer.open(createNodeSseSink(res));
+    return;
+  }
+  if (answer.status === 499 || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const headers = answer.headers;
+  const body = typeof answer.body === "string" ? encoder.encode(answer.body) : answer.body;
+  if (answer.status !== 204) headers["Content-Length"] = String(body?.byteLength ?? 0);
+  if (answer.close) headers["Connection"] = "close";
+  res.writeHead(answer.status, headers);
+  res.end(body ?? undefined);
+}
+
+/**
+ * `node:http` keeps a response's serialized head for the whole response, as a rope of string
+ * pieces (one per concatenation). Reading one character makes V8 flatten it into one string,
+ * and the pieces are collected: less memory for every open stream.
+ */
+function flattenHead(res: ServerResponse) {
+  const head = (res as unknown as { _header?: unknown })._header;
+  if (typeof head === "string" && head.length > 0) head.charCodeAt(0);
+}
+
+const PARSER_ANSWERS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, "Request Header Fields Too Large", "request headers are too large"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout", "the request head did not arrive in time"],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, "Request Timeout", "the request head did not arrive in time"],
+};
+
+/**
+ * A request the parser refused never reaches the pipeline: answer it in the contract's JSON
+ * while the socket can still take an answer, then close.
+ */
+function answerUnparsed(error: Error & { code?: string }, socket: Socket) {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] = PARSER_ANSWERS[error.code ?? ""] ??
+    [400, "Bad Request", "the request could not be parsed as HTTP/1.1"];
+  const body = JSON.stringify(errorBody({ status: 400, code: "invalid_request", message }));
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${encoder.encode(body).byteLength}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

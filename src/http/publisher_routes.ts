@@ -1,0 +1,57 @@
+import { ALARM_LIMITS } from "../domain/alarm.ts";
+import type { AlarmService } from "../domain/alarm_service.ts";
+import type { RateLimiter } from "../domain/rate_limiter.ts";
+import { jsonReply } from "./reply.ts";
+import type { Route } from "./route.ts";
+import { batchSchema, idempotencyHeaderSchema, newAlarmSchema } from "./schemas.ts";
+import { parseJsonBody, parseOr400 } from "./validation.ts";
+
+/** Bodies are capped before parsing: the largest valid alarm is ~8.5 KiB, a batch 500 of them. */
+export const BODY_LIMITS = {
+  single: 64 * 1024,
+  batch: ALARM_LIMITS.batchMax * (ALARM_LIMITS.dataMaxBytes + 1024) + 4096,
+} as const;
+
+/** A backend creates alarms for any user, with the publish scope; a batch costs its size. */
+export function publisherRoutes(service: AlarmService, publishLimit?: RateLimiter): Route[] {
+  const idempotencyKey = (header: string | undefined) =>
+    parseOr400(idempotencyHeaderSchema, { "idempotency-key": header }, "header")[
+      "idempotency-key"
+    ];
+  return [
+    {
+      method: "POST",
+      path: "/api/v1/alarms",
+      access: "publisher",
+      bodyLimit: BODY_LIMITS.single,
+      async handle({ request, principal, body }) {
+        publishLimit?.take(principal.userId);
+        const key = idempotencyKey(request.header("idempotency-key"));
+        const input = parseJsonBody(request.header("content-type"), body, newAlarmSchema);
+        const { alarm, replayed } = await service.create(
+          principal.userId,
+          { userId: input.userId, type: input.type, data: input.data ?? {} },
+          key,
+        );
+        return jsonReply(replayed ? 200 : 201, alarm);
+      },
+    },
+    {
+      method: "POST",
+      path: "/api/v1/alarms/batch",
+      access: "publisher",
+      bodyLimit: BODY_LIMITS.batch,
+      async handle({ request, principal, body }) {
+        const key = idempotencyKey(request.header("idempotency-key"));
+        const { alarms } = parseJsonBody(request.header("content-type"), body, batchSchema);
+        publishLimit?.take(principal.userId, alarms.length);
+        const { items, replayed } = await service.createBatch(
+          principal.userId,
+          alarms.map((a) => ({ userId: a.userId, type: a.type, data: a.data ?? {} })),
+          key,
+        );
+        return jsonReply(replayed ? 200 : 201, { items });
+      },
+    },
+  ];
+}
