@@ -2,7 +2,7 @@ import type { FrameSink } from "../domain/ports.ts";
 import type { BodyRead, HttpRequest } from "./http_request.ts";
 import { DRAIN_MAX_BYTES, DRAIN_MAX_MS } from "./http_request.ts";
 import type { Listener, ListenOptions } from "./listener.ts";
-import { SHUTDOWN_GRACE_MS } from "./listener.ts";
+import { createDropReport, SHUTDOWN_GRACE_MS } from "./listener.ts";
 import type { Answer, Pipeline } from "./pipeline.ts";
 import { isStream } from "./reply.ts";
 
@@ -79,8 +79,7 @@ function acceptLoop(
   });
   const connections = new Set<Connection>();
   let stopping = false;
-  let refused = 0;
-  let refusedReport: ReturnType<typeof setTimeout> | undefined;
+  const drops = createDropReport(options);
   const { promise: finished, resolve: done } = Promise.withResolvers<void>();
 
   const sweep = setInterval(() => {
@@ -148,15 +147,7 @@ function acceptLoop(
       }
       if (options.maxSockets !== null && connections.size >= options.maxSockets) {
         conn.close();
-        if (refused++ === 0) {
-          refusedReport = setTimeout(() => {
-            options.onTransportError?.("sockets closed at the socket cap", {
-              count: refused,
-              maxSockets: options.maxSockets,
-            });
-            refused = 0;
-          }, 10_000);
-        }
+        drops.dropped();
         continue;
       }
       serve(conn);
@@ -178,7 +169,7 @@ function acceptLoop(
       }
       for (const c of connections) c.abort.abort();
       clearInterval(sweep);
-      clearTimeout(refusedReport);
+      drops.stop();
       done();
     },
   };

@@ -25,3 +25,25 @@ export interface ListenOptions {
 
 /** How long in-flight requests get to finish on shutdown before their connections are cut. */
 export const SHUTDOWN_GRACE_MS = 2_000;
+
+/**
+ * Counts sockets closed at the socket cap and reports them in one line per burst: a flood must
+ * not flood the log too.
+ */
+export function createDropReport(options: ListenOptions): { dropped(): void; stop(): void } {
+  let count = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return {
+    dropped() {
+      if (count++ > 0) return;
+      timer = setTimeout(() => {
+        options.onTransportError?.("sockets closed at the socket cap", {
+          count,
+          maxSockets: options.maxSockets,
+        });
+        count = 0;
+      }, 10_000);
+    },
+    stop: () => clearTimeout(timer),
+  };
+}

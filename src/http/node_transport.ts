@@ -4,7 +4,7 @@ import type { Socket } from "node:net";
 import type { BodyRead, HttpRequest } from "./http_request.ts";
 import { DRAIN_MAX_BYTES, DRAIN_MAX_MS } from "./http_request.ts";
 import type { Listener, ListenOptions } from "./listener.ts";
-import { SHUTDOWN_GRACE_MS } from "./listener.ts";
+import { createDropReport, SHUTDOWN_GRACE_MS } from "./listener.ts";
 import { createNodeSseSink } from "./node_sse_sink.ts";
 import type { Answer, Pipeline } from "./pipeline.ts";
 import { isStream } from "./reply.ts";
@@ -33,20 +33,9 @@ export async function listenNode(pipeline: Pipeline, options: ListenOptions): Pr
   server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
     answerUnparsed(error, socket);
   });
-  let dropped = 0;
-  let dropReport: ReturnType<typeof setTimeout> | undefined;
-  server.on("drop", () => {
-    // One line per burst, not per socket: a flood must not flood the log too.
-    if (dropped++ === 0) {
-      dropReport = setTimeout(() => {
-        options.onTransportError?.("sockets closed at the socket cap", {
-          count: dropped,
-          maxSockets: options.maxSockets,
-        });
-        dropped = 0;
-      }, 10_000);
-    }
-  });
+  const drops = createDropReport(options);
+  // Counted where the runtime reports sheds (Node emits "drop"; not every runtime does).
+  server.on("drop", () => drops.dropped());
   const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -71,7 +60,7 @@ export async function listenNode(pipeline: Pipeline, options: ListenOptions): Pr
       new Promise<void>((resolve) => {
         const sweep = setInterval(() => server.closeIdleConnections(), 20);
         const force = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-        clearTimeout(dropReport);
+        drops.stop();
         server.close(() => {
           clearInterval(sweep);
           clearTimeout(force);

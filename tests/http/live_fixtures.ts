@@ -230,12 +230,15 @@ export async function readToEnd(response: Response): Promise<StreamEnd> {
 export interface StalledClient {
   /** The client's local port, to find its socket in /proc/net/tcp. */
   readonly localPort: number;
+  /** The socket, for a test that starts reading later. */
+  readonly conn: Deno.TcpConn;
   close(): void;
 }
 
 export async function openStalledClient(
   port: number,
   token: string,
+  lastEventId?: string,
 ): Promise<StalledClient> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const request = [
@@ -243,6 +246,7 @@ export async function openStalledClient(
     `Host: 127.0.0.1:${port}`,
     `Authorization: Bearer ${token}`,
     "Accept: text/event-stream",
+    ...(lastEventId === undefined ? [] : [`Last-Event-ID: ${lastEventId}`]),
     "",
     "",
   ].join("\r\n");
@@ -250,6 +254,7 @@ export async function openStalledClient(
   let closed = false;
   return {
     localPort: (conn.localAddr as Deno.NetAddr).port,
+    conn,
     close() {
       if (closed) return;
       closed = true;

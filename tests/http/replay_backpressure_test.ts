@@ -11,29 +11,15 @@ import {
   alarmIds,
   createAlarms,
   delay,
+  openStalledClient,
   residentBytes,
   startLiveServer,
   SUBSCRIBE_PATH,
   waitUntil,
 } from "./live_fixtures.ts";
+import type { StalledClient } from "./live_fixtures.ts";
 
 const MIB = 1 << 20;
-
-/** A raw TCP client that asks for a replay after `lastEventId`, then never reads a byte. */
-async function openStalledReplay(port: number, token: string, lastEventId: string) {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const request = [
-    `GET ${SUBSCRIBE_PATH} HTTP/1.1`,
-    `Host: 127.0.0.1:${port}`,
-    `Authorization: Bearer ${token}`,
-    "Accept: text/event-stream",
-    `Last-Event-ID: ${lastEventId}`,
-    "",
-    "",
-  ].join("\r\n");
-  await conn.write(new TextEncoder().encode(request));
-  return conn;
-}
 
 /** One sample of a metric without labels from GET /metrics. */
 async function metric(url: string, name: string): Promise<number> {
@@ -70,7 +56,7 @@ for (const transport of ["node", "deno"] as const) {
     const user = await server.userToken("kim");
     const stored = await createAlarms(server, publisher, "kim", 3000, { text: "x".repeat(2000) });
 
-    const stalled = await openStalledReplay(server.server.port, user, stored[0].id);
+    const stalled = await openStalledClient(server.server.port, user, stored[0].id);
     try {
       const { maxQueued, replayed } = await untilReplayStalls(server.url);
       assert.ok(replayed < stored.length - 1, `the whole history (${replayed}) fit in the socket`);
@@ -120,10 +106,10 @@ Deno.test("clients that stop reading during a large replay cost memory bounded b
   await delay(200);
   const before = residentBytes(alarmd.pid);
 
-  const stalled: Deno.TcpConn[] = [];
+  const stalled: StalledClient[] = [];
   try {
     for (let i = 0; i < clients; i++) {
-      stalled.push(await openStalledReplay(alarmd.port, user, stored[0].id));
+      stalled.push(await openStalledClient(alarmd.port, user, stored[0].id));
     }
     await waitUntil(
       () => alarmd.logs().filter((l) => l.msg === "stream opened").length === 2 + clients,
@@ -163,14 +149,14 @@ Deno.test("alarms published while a replay waits for its client arrive after it,
   const stored = await createAlarms(server, publisher, "kim", 2000, { text: "x".repeat(2000) });
 
   // A client that reads nothing for now (fetch would read ahead into its own buffer).
-  const conn = await openStalledReplay(server.server.port, user, stored[0].id);
+  const conn = await openStalledClient(server.server.port, user, stored[0].id);
   try {
     const { replayed } = await untilReplayStalls(server.url);
     assert.ok(replayed < stored.length - 1, "the replay is waiting for the client");
     const live = await createAlarms(server, publisher, "kim", 300, { live: true });
 
     const expected = [...stored.slice(1), ...live].map((a) => a.id);
-    const body = readChunkedBody(conn);
+    const body = readChunkedBody(conn.conn);
     const ids = () => [...body.text().matchAll(/^id: (\S+)\nevent: alarm\n/gm)].map((m) => m[1]);
     await waitUntil(() => ids().length >= expected.length, "every alarm arrived", 20_000);
     await delay(100);
