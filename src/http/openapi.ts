@@ -112,7 +112,8 @@ export function openApiDocument(version: string) {
             403: error("token lacks alarms:publish"),
             409: error("Idempotency-Key reused with another body"),
             413: error("data over 8 KiB or body too large"),
-            503: error("storage unavailable"),
+            415: error("Content-Encoding other than identity"),
+            503: error("storage or the identity provider unavailable"),
           },
         },
       },
@@ -135,6 +136,7 @@ export function openApiDocument(version: string) {
             403: error("token lacks alarms:publish"),
             409: error("Idempotency-Key reused with another body"),
             413: error("an item's data over 8 KiB"),
+            415: error("Content-Encoding other than identity"),
           },
         },
       },
@@ -231,8 +233,14 @@ export function openApiDocument(version: string) {
       },
       "/readyz": {
         get: {
-          summary: "Readiness: KV readable and writable",
-          responses: { 200: { description: "ready" }, 503: error("not ready") },
+          summary: "Readiness: 503 only when this instance cannot serve",
+          responses: {
+            200: {
+              description: '`{"status":"ready"}`, or `{"status":"degraded","reasons":[…]}` when ' +
+                "Redis or the identity provider's key set is down (the instance still serves)",
+            },
+            503: error("KV cannot commit, or no JWT key was ever loaded"),
+          },
         },
       },
       "/metrics": {

@@ -85,6 +85,7 @@ export const errorSchema = z.object({
       "not_found",
       "idempotency_conflict",
       "payload_too_large",
+      "unsupported_media_type",
       "rate_limited",
       "too_many_connections",
       "unavailable",
