@@ -79,6 +79,17 @@ function acceptLoop(
   });
   const connections = new Set<Connection>();
   let stopping = false;
+  // Aborting a connection whose response Deno's engine is still flushing surfaces inside the
+  // engine as a BadResource nobody can catch; the connection is gone either way, so it is
+  // reported, not fatal.
+  const stray = (event: Event & { error?: unknown; reason?: unknown }) => {
+    const error = event.error ?? event.reason;
+    if (!(error instanceof Deno.errors.BadResource)) return;
+    event.preventDefault();
+    options.onTransportError?.("a connection ended while its answer was written", {});
+  };
+  globalThis.addEventListener("error", stray);
+  globalThis.addEventListener("unhandledrejection", stray);
   const drops = createDropReport(options);
   const { promise: finished, resolve: done } = Promise.withResolvers<void>();
 

@@ -583,6 +583,11 @@ for (const transport of ["node", "deno"] as const) {
       stalled.close();
       await Promise.all(tabs.map((t) => t.close()));
     }
-    assert.equal(await alarmd.stop(), 0, "alarmd exits 0 on SIGTERM (contract: within 10 s)");
+    const code = await alarmd.stop();
+    assert.equal(
+      code,
+      0,
+      `alarmd exits 0 on SIGTERM (contract: within 10 s): ${alarmd.stderr().slice(-3000)}`,
+    );
   });
 }
