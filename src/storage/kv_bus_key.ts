@@ -1,4 +1,4 @@
-import { isBusy } from "./kv_alarm_store.ts";
+import { isBusy } from "./kv_retry.ts";
 import { kvKeys } from "./kv_keys.ts";
 
 export const BUS_KEY_BYTES = 32;

@@ -5,36 +5,24 @@
  * | key                          | value                    | written by                    |
  * |------------------------------|--------------------------|-------------------------------|
  * | ["U", userId, "a", alarmId]  | alarm JSON (UTF-8 bytes) | create, read, delete, sweep   |
- * | ["U", userId, "h"]           | head (V8-serialized)     | every change of the user      |
+ * | ["U", userId, "h"]           | user state (V8)          | every change of the user      |
  * | ["t", alarmId, userId]       | empty bytes (retention)  | create, delete, sweep         |
  * | ["i", scope, "one", key]     | idempotency record bytes | create with Idempotency-Key   |
  * | ["i", scope, "batch", key, n]| idempotency record bytes | batch with Idempotency-Key    |
  * | ["p"]                        | probe bytes              | readiness probe               |
  * | ["b"]                        | 32 random bytes          | kv_bus_key.ts, once           |
- * | ["v"]                        | layout version (3)       | kv_layout.ts, once            |
+ * | ["v"]                        | layout version           | kv_layout.ts, once            |
  * | ["w"]                        | 1 (writer claim)         | a claim; shared-mode commits  |
  *
  * A user's keys sit side by side under ["U", userId]: a create writes the newest alarm and the
- * head right after it, so SQLite mostly dirties one B-tree page per alarm instead of several far
- * apart. With alarms to random users that cut the KV thread's CPU per alarm by about a third
- * (`bench/kv_ops.ts`, "layout" rows: 116 → 74 µs in commits of 7). Layout 1 kept alarms, unread
- * entries and heads under separate prefixes; layout 2 kept an unread index,
- * ["U", userId, "n", alarmId], which cost a sixth of a create's KV time (19.9 → 16.6 ms per
- * commit of 250, "shape" rows) and a quarter of its mutations, to spare a scan that the per-user
- * cap bounds: unread alarms are now found by scanning the user's alarms newest first.
- * kv_layout.ts moves older files over at start-up. The retention index stays, so that the
- * sweeper finds expired alarms without visiting every user: its keys follow time, so SQLite
- * appends them to the same few pages. In one commit it looks as costly as the unread index was
- * ("shape" rows: 16.6 ms per commit of 250 with it, 13.4 without), but a store without it moved
- * neither latency nor fan-out beyond run-to-run noise in `bench/store_floor.ts`.
+ * user's state right after it, so SQLite mostly dirties one page per alarm instead of several
+ * far apart. Unread alarms have no index: the per-user cap bounds the scan that finds them. The
+ * retention index lets the sweeper find expired alarms without visiting every user; its keys
+ * follow time, so SQLite appends them to the same few pages. docs/storage.md has the figures.
  *
- * The head is the user's optimistic lock: every commit that changes a user's alarms sets it, so
- * processes sharing one KV never interleave half-updates. ["w"] is the writer claim: a process
- * that finds nobody else wrote since its own last write claims it (sets it, checked), and then
- * its commits only check that ["w"] is unchanged (one check per commit, however many users).
- * Every other writer changes ["w"], by claiming it or on every commit in shared mode, where each
- * touched user's head is checked instead; so a claim holder notices any other write at its next
- * commit and falls back to shared mode.
+ * The user's state is the user's optimistic lock: every commit that changes a user's alarms
+ * sets it, so processes sharing one KV never interleave half-updates. ["w"] is the writer claim
+ * (writer_claim.ts).
  */
 export const kvKeys = {
   alarm: (userId: string, id: string): Deno.KvKey => ["U", userId, "a", id],
@@ -43,14 +31,14 @@ export const kvKeys = {
   idOf: (key: Deno.KvKey): string => key[key.length - 1] as string,
   expiry: (id: string, userId: string): Deno.KvKey => ["t", id, userId],
   expiryAll: ["t"] as Deno.KvKey,
-  head: (userId: string): Deno.KvKey => ["U", userId, "h"],
+  userState: (userId: string): Deno.KvKey => ["U", userId, "h"],
   idempotency: (scope: string, key: string, index: number | null): Deno.KvKey =>
     index === null ? ["i", scope, "one", key] : ["i", scope, "batch", key, index],
   probe: ["p"] as Deno.KvKey,
   /** The HMAC key that signs what crosses Redis: one per deployment (every instance shares KV). */
   busKey: ["b"] as Deno.KvKey,
   layoutVersion: ["v"] as Deno.KvKey,
-  writerEpoch: ["w"] as Deno.KvKey,
+  writerClaim: ["w"] as Deno.KvKey,
 };
 
 /**

@@ -1,5 +1,6 @@
 import { ulidTimeOf } from "../domain/ulid.ts";
-import { DEFAULT_EXPIRY_MARGIN_MS, isBusy } from "./kv_alarm_store.ts";
+import { DEFAULT_EXPIRY_MARGIN_MS } from "./kv_records.ts";
+import { isBusy } from "./kv_retry.ts";
 import { keyByteLength, kvKeys } from "./kv_keys.ts";
 
 /** The key layout this alarmd writes (kv_keys.ts); stored at ["v"] once a file is on it. */
@@ -20,7 +21,7 @@ const LAYOUT_1: {
 }[] = [
   { prefix: ["a"], to: (k) => kvKeys.alarm(k[1] as string, k[2] as string), expires: true },
   { prefix: ["u"], to: null, expires: false },
-  { prefix: ["h"], to: (k) => kvKeys.head(k[1] as string), expires: false },
+  { prefix: ["h"], to: (k) => kvKeys.userState(k[1] as string), expires: false },
 ];
 
 /** Layout 2's unread index, ["U", userId, "n", alarmId]: layout 3 finds unread alarms by scan. */

@@ -109,7 +109,7 @@ function hookedKv(kv: Deno.Kv, hooks: KvHooks): Deno.Kv {
 }
 
 const sameKey = (a: Deno.KvKey, b: Deno.KvKey) => JSON.stringify(a) === JSON.stringify(b);
-const isHead = (k: Deno.KvKey) => sameKey(k, kvKeys.head(String(k[1])));
+const isUserState = (k: Deno.KvKey) => sameKey(k, kvKeys.userState(String(k[1])));
 const isAlarm = (k: Deno.KvKey) => sameKey(k, kvKeys.alarm(String(k[1]), kvKeys.idOf(k)));
 
 function deferred() {
@@ -289,9 +289,9 @@ Deno.test("KvAlarmStore: two processes never give the same id to two users, even
 });
 
 /**
- * Process B starts a change of alarm X and has read X, but its read of the user's head is late;
+ * Process B starts a change of alarm X and has read X, but its read of the user's state is late;
  * meanwhile process A changes X. B must notice (and re-read X) instead of applying its change to
- * the stale X under the new head.
+ * the stale X under the new state.
  */
 async function raceOnOneAlarm<T>(
   mutate: (store: AlarmStore, alarm: Alarm) => Promise<T>,
@@ -302,13 +302,13 @@ async function raceOnOneAlarm<T>(
     changes: AlarmChange[],
   ) => Promise<void>,
 ) {
-  const headRead = deferred();
+  const stateRead = deferred();
   const alarmRead = deferred();
   let gated = false;
   const { a, b, close } = await twoProcesses((kvB) =>
     hookedKv(kvB, {
       beforeGetMany: (keys) => {
-        if (gated && keys.some(isHead)) return headRead.promise;
+        if (gated && keys.some(isUserState)) return stateRead.promise;
       },
       afterGetMany: (keys) => {
         if (gated && keys.some(isAlarm)) alarmRead.resolve();
@@ -322,17 +322,17 @@ async function raceOnOneAlarm<T>(
     gated = true;
     const fromB = mutate(b, alarm);
     fromB.catch(() => {});
-    // An adapter that reads head and alarm together never signals; then just give it a moment.
+    // An adapter that reads state and alarm together never signals; then just give it a moment.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([alarmRead.promise, new Promise((r) => (timer = setTimeout(r, 300)))]);
     clearTimeout(timer);
     const [fromA] = await Promise.allSettled([mutate(a, alarm)]);
     gated = false;
-    headRead.resolve();
+    stateRead.resolve();
     const [settledB] = await Promise.allSettled([within(fromB, CALL_TIMEOUT_MS, "B's call")]);
     await check({ a: fromA, b: settledB }, a, alarm, [...heardA.changes, ...heardB.changes]);
   } finally {
-    headRead.resolve();
+    stateRead.resolve();
     await close();
   }
 }
@@ -558,14 +558,14 @@ Deno.test("KvAlarmStore: ping writes nothing while commits succeed, and after a 
   }
 });
 
-Deno.test("KvAlarmStore: a writer alone notices another process's write through the epoch and keeps counters exact", async () => {
+Deno.test("KvAlarmStore: a writer alone notices another process's write through the writer claim and keeps counters exact", async () => {
   const { a, b, close } = await twoProcesses();
   try {
-    // A writes alone and caches kim's head; B then changes kim behind A's back.
+    // A writes alone and caches kim's state; B then changes kim behind A's back.
     const [first] = await a.create([newItem("kim"), newItem("kim")]);
     const [fromB] = await b.create([newItem("kim")]);
     await b.markRead("kim", first.alarm.id);
-    // A's cached head for kim is stale now: its commit must notice and re-read.
+    // A's cached state for kim is stale now: its commit must notice and re-read.
     const [third] = await a.create([newItem("kim")]);
     await a.delete("kim", fromB.alarm.id);
     assert.ok(third.alarm.id > fromB.alarm.id, "ids keep increasing in commit order");

@@ -11,7 +11,7 @@ const RETENTION_MS = 30 * DAY;
 
 /**
  * A KV file as an older alarmd wrote it. Layout 1: alarms under ["a"], unread entries under
- * ["u"], heads under ["h"]. Layout 2: all under ["U", user], with an unread index under "n".
+ * ["u"], user states under ["h"]. Layout 2: all under ["U", user], with an unread index under "n".
  * Kim has three alarms, the first read; Lee has one, unread.
  */
 async function writeOldLayout(
@@ -79,13 +79,13 @@ for (const layout of [1, 2] as const) {
       const { kim, lee } = await writeOldLayout(path, layout);
       const kv = await Deno.openKv(path);
       try {
-        // Layout 1's alarms and heads move; the unread entries of either layout are dropped.
+        // Layout 1's alarms and user states move; the unread entries of either layout are dropped.
         assert.deepEqual(
           await ensureKvLayout(kv, layoutOptions),
           layout === 1 ? { moved: 4 + 2, dropped: 3 } : { moved: 0, dropped: 3 },
         );
         for (const old of [["a"], ["u"], ["h"]]) assert.equal(await countUnder(kv, old), 0);
-        assert.equal(await countUnder(kv, ["U"]), 4 + 2, "alarms and heads, no unread entries");
+        assert.equal(await countUnder(kv, ["U"]), 4 + 2, "alarms and user states, no unread entries");
         assert.equal(await countUnder(kv, ["t"]), 4, "the retention index stays");
         assert.equal((await kv.get(kvKeys.layoutVersion)).value, KV_LAYOUT_VERSION);
 
@@ -106,7 +106,7 @@ for (const layout of [1, 2] as const) {
         const unread = await store.list("kim", { limit: 10, unreadOnly: true });
         assert.deepEqual(unread.items.map((a) => a.id), [kim[2].id, kim[1].id]);
 
-        // A new alarm follows the moved head: later id, and the cap drops the oldest moved one.
+        // A new alarm follows the moved user state: later id, and the cap drops the oldest moved one.
         const [{ alarm }] = await store.create([newItem("kim")]);
         assert.ok(alarm.id > kim[2].id);
         assert.deepEqual(
@@ -158,7 +158,7 @@ Deno.test("KV layout: two processes upgrading one file together move each key ex
       assert.equal(ra.moved + rb.moved, 6);
       assert.equal(ra.dropped + rb.dropped, 3);
       assert.equal(await countUnder(a, ["U"]), 6);
-      const head = (await a.get(kvKeys.head("kim"))).value;
+      const head = (await a.get(kvKeys.userState("kim"))).value;
       assert.deepEqual(head, { last: kim[2].id, floor: null, total: 3, unread: 2 });
     } finally {
       a.close();
