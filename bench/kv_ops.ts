@@ -77,7 +77,7 @@ const layouts: [string, Layout][] = [
     "layout 2 (per user)",
     (a, user, id) =>
       a.set(kvKeys.alarm(user, id), value).set(unreadKey(user, id), 1)
-        .set(kvKeys.expiry(id, user), null).set(kvKeys.head(user), head),
+        .set(kvKeys.expiry(id, user), null).set(kvKeys.userState(user), head),
   ],
 ];
 let seq = 0;
@@ -111,17 +111,17 @@ const shapes: [string, Layout][] = [
     "layout 2: alarm+unread+retention+head",
     (a, user, id) =>
       a.set(kvKeys.alarm(user, id), value, EXPIRE).set(unreadKey(user, id), EMPTY, EXPIRE)
-        .set(kvKeys.expiry(id, user), EMPTY).set(kvKeys.head(user), head),
+        .set(kvKeys.expiry(id, user), EMPTY).set(kvKeys.userState(user), head),
   ],
   [
     "layout 3: alarm+retention+head",
     (a, user, id) =>
       a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.expiry(id, user), EMPTY)
-        .set(kvKeys.head(user), head),
+        .set(kvKeys.userState(user), head),
   ],
   [
     "alarm+head",
-    (a, user, id) => a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.head(user), head),
+    (a, user, id) => a.set(kvKeys.alarm(user, id), value, EXPIRE).set(kvKeys.userState(user), head),
   ],
 ];
 for (const [name, write] of shapes) {
@@ -157,7 +157,7 @@ for (
     const commit = bigCommit();
     await new Promise((r) => setTimeout(r, 0));
     const started = performance.now();
-    await kvForRead.get(kvKeys.head(randomUser()));
+    await kvForRead.get(kvKeys.userState(randomUser()));
     waits.push(performance.now() - started);
     await commit;
   }

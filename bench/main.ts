@@ -105,7 +105,7 @@ function rssKb(pid: number): number {
 }
 
 /** A child that answers one JSON line per JSON command. */
-class Rpc {
+class RpcChild {
   #proc: Deno.ChildProcess;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #waiting = new Map<number, (v: Record<string, unknown>) => void>();
@@ -148,22 +148,23 @@ class Rpc {
   }
 }
 
+/** Runs bench/publisher.ts with one command and returns its one-line JSON result. */
 async function runPublisher(cmd: Record<string, unknown>) {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "bench/publisher.ts"],
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const writer = out.stdin.getWriter();
+  const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(JSON.stringify(cmd)));
   await writer.close();
-  const { stdout } = await out.output();
+  const { stdout } = await child.output();
   return JSON.parse(new TextDecoder().decode(stdout));
 }
 
-async function token(secret: string, sub: string, publish = false) {
+async function signToken(secret: string, sub: string, publish = false) {
   return await new SignJWT(publish ? { scope: "alarms:publish" } : {})
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(sub)
@@ -171,7 +172,11 @@ async function token(secret: string, sub: string, publish = false) {
     .sign(new TextEncoder().encode(secret));
 }
 
-async function startServer(
+/**
+ * alarmd as a child process (`deno task start`) on a fresh KV file and a free port, or on the
+ * cluster's shared KV file and Redis; resolves once /healthz answers.
+ */
+async function spawnAlarmd(
   opts: Options,
   cluster?: { dir: string; redisUrl: string },
 ): Promise<Target> {
@@ -200,7 +205,7 @@ async function startServer(
   const url = `http://127.0.0.1:${port}`;
   await waitUntilUp(() => fetch(`${url}/healthz`), 200, (res) => res.ok);
   // `deno task` runs alarmd as a child of its own: measure the process that serves.
-  const pid = await serverPid(proc.pid);
+  const pid = await alarmdPidUnder(proc.pid);
   return {
     name: "alarmd",
     mode: "alarmd" as const,
@@ -219,7 +224,7 @@ async function startServer(
 }
 
 /** `--instances N`: N alarmd processes on one KV file, fanning out through a real Redis. */
-async function startCluster(opts: Options): Promise<Target> {
+async function spawnAlarmdCluster(opts: Options): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-cluster-" });
   const redisPort = freePort();
   const redis = new Deno.Command("redis-server", {
@@ -230,7 +235,7 @@ async function startCluster(opts: Options): Promise<Target> {
   await sleep(300);
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
   const servers: Target[] = [];
-  for (let i = 0; i < opts.instances; i++) servers.push(await startServer(opts, { dir, redisUrl }));
+  for (let i = 0; i < opts.instances; i++) servers.push(await spawnAlarmd(opts, { dir, redisUrl }));
   return {
     name: `alarmd x${opts.instances}`,
     mode: "alarmd",
@@ -246,7 +251,8 @@ async function startCluster(opts: Options): Promise<Target> {
   };
 }
 
-async function serverPid(parent: number): Promise<number> {
+/** The alarmd process `deno task` started under `parent`, or `parent` if none shows up. */
+async function alarmdPidUnder(parent: number): Promise<number> {
   for (let i = 0; i < 50; i++) {
     for (const entry of Deno.readDirSync("/proc")) {
       if (!/^\d+$/.test(entry.name)) continue;
@@ -264,7 +270,8 @@ async function serverPid(parent: number): Promise<number> {
   return parent;
 }
 
-function merge(stats: Record<string, unknown>[]) {
+/** The SSE client processes' stats as one: counts summed, percentiles over every latency. */
+function mergeClientStats(stats: Record<string, unknown>[]) {
   const all = stats.flatMap((s) => (s.latencies as number[]) ?? []).sort((a, b) => a - b);
   const pct = (p: number) =>
     all.length ? all[Math.min(all.length - 1, Math.floor(all.length * p))] : null;
@@ -282,6 +289,7 @@ function merge(stats: Record<string, unknown>[]) {
 
 const round = (v: unknown, digits = 1) => typeof v === "number" ? Number(v.toFixed(digits)) : v;
 
+/** A server under test: alarmd (one process or several) or nginx+nchan. */
 interface Target {
   readonly name: string;
   readonly mode: "alarmd" | "nchan";
@@ -293,10 +301,10 @@ interface Target {
   stop(): Promise<void>;
 }
 
-const sumRss = (pids: number[]) => pids.reduce((a, p) => a + rssKb(p), 0);
-const sumCpu = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0);
+const rssKbOf = (pids: number[]) => pids.reduce((a, p) => a + rssKb(p), 0);
+const cpuTicksOf = (pids: number[]) => pids.reduce((a, p) => a + processTicks(p), 0);
 
-async function startNchan(): Promise<Target> {
+async function spawnNchan(): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-bench-nchan-" });
   const port = freePort();
   await Deno.mkdir(`${dir}/tmp`);
@@ -370,18 +378,18 @@ function childrenOf(parent: number): number[] {
 async function runScenarios(target: Target, opts: Options) {
   const urls = target.urls ?? [target.url];
   const results: Record<string, Record<string, unknown>> = {};
-  const clients: Rpc[] = [];
-  const publisher = await token(opts.secret, "bench-publisher", true);
-  const pub = (cmd: Record<string, unknown>) =>
+  const clients: RpcChild[] = [];
+  const publisherToken = await signToken(opts.secret, "bench-publisher", true);
+  const publish = (cmd: Record<string, unknown>) =>
     runPublisher({
       ...cmd,
       url: target.url,
-      token: publisher,
+      token: publisherToken,
       mode: target.mode,
       sockets: opts.sockets,
     });
   const stats = async (extra: Record<string, unknown> = {}) =>
-    merge(await Promise.all(clients.map((c) => c.call({ op: "stats", ...extra }))));
+    mergeClientStats(await Promise.all(clients.map((c) => c.call({ op: "stats", ...extra }))));
   const waitDelivered = async (count: number) => {
     const deadline = now() + 30_000;
     let merged = await stats();
@@ -393,9 +401,9 @@ async function runScenarios(target: Target, opts: Options) {
   };
   try {
     await sleep(500);
-    const baseline = sumRss(target.pids);
+    const baseline = rssKbOf(target.pids);
     const per = Math.ceil(opts.connections / opts.clients);
-    for (let c = 0; c < opts.clients; c++) clients.push(new Rpc("bench/sse_client.ts"));
+    for (let c = 0; c < opts.clients; c++) clients.push(new RpcChild("bench/sse_client.ts"));
     const opened = await Promise.all(clients.map((client, c) =>
       client.call({
         op: "open",
@@ -414,11 +422,11 @@ async function runScenarios(target: Target, opts: Options) {
       // its memory reducer runs, some 20-30 s after allocation stops (measured). Both figures are
       // reported; "settled" is what a server holding idle streams for hours costs.
       await sleep(3000);
-      const early = sumRss(target.pids);
+      const early = rssKbOf(target.pids);
       const samples: number[] = [];
       for (let s = 0; s < opts.settleSeconds; s++) {
         await sleep(1000);
-        samples.push(sumRss(target.pids));
+        samples.push(rssKbOf(target.pids));
       }
       const settled = samples.length ? Math.min(...samples.slice(-5)) : early;
       results.idle = {
@@ -435,10 +443,10 @@ async function runScenarios(target: Target, opts: Options) {
 
     if (opts.scenarios.includes("targeted")) {
       // Warm up (JIT, connection pools, KV pages) at the same rate; not measured.
-      await pub({ op: "targeted", rate: opts.rate, seconds: 1, users: opts.connections });
+      await publish({ op: "targeted", rate: opts.rate, seconds: 1, users: opts.connections });
       await sleep(500);
       await stats({ reset: true });
-      const cpu0 = sumCpu(target.pids);
+      const cpu0 = cpuTicksOf(target.pids);
       const threads0 = ticksByKind(target.pids);
       const t0 = now();
       // One publisher per instance, the rate split between them, as a load balancer would.
@@ -446,7 +454,7 @@ async function runScenarios(target: Target, opts: Options) {
         runPublisher({
           op: "targeted",
           url,
-          token: publisher,
+          token: publisherToken,
           mode: target.mode,
           rate: opts.rate / urls.length,
           seconds: opts.seconds,
@@ -461,7 +469,7 @@ async function runScenarios(target: Target, opts: Options) {
         ackP50: Math.max(...parts.map((p) => p.ackP50 ?? 0)),
         ackP99: Math.max(...parts.map((p) => p.ackP99 ?? 0)),
       };
-      const cpu = (sumCpu(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
+      const cpu = (cpuTicksOf(target.pids) - cpu0) / TICKS_PER_SECOND / ((now() - t0) / 1000);
       const byThread = cpuByKindSince(threads0, target.pids, now() - t0);
       await sleep(1500);
       const merged = await stats({ reset: true, raw: true });
@@ -490,7 +498,7 @@ async function runScenarios(target: Target, opts: Options) {
     if (opts.scenarios.includes("fanout")) {
       await stats({ reset: true });
       const threads0 = ticksByKind(target.pids);
-      const published = await pub({ op: "fanout", users: opts.connections });
+      const published = await publish({ op: "fanout", users: opts.connections });
       const merged = await waitDelivered(live);
       // Read once every alarm arrived, so it holds up to 100 ms of idle polling after the last.
       const byThread = cpuByKindSince(threads0, target.pids);
@@ -507,13 +515,15 @@ async function runScenarios(target: Target, opts: Options) {
       };
     }
 
-    if (opts.scenarios.includes("replay")) results.replay = await replay(target, opts.secret);
+    if (opts.scenarios.includes("replay")) {
+      results.replay = await measureReplay(target, opts.secret);
+    }
 
     if (opts.scenarios.includes("storm")) {
       await stats({ reset: true });
       // Alarms created while every stream is down must all arrive once after the storm.
       await Promise.all(clients.map((c) => c.call({ op: "close-sockets" })));
-      const published = await pub({ op: "fanout", users: opts.connections });
+      const published = await publish({ op: "fanout", users: opts.connections });
       const t0 = now();
       const back = await Promise.all(clients.map((c) => c.call({ op: "reconnect" })));
       const reconnectedMs = now() - t0;
@@ -547,15 +557,15 @@ async function main() {
       stop: async () => {},
     }
     : opts.instances > 1
-    ? await startCluster(opts)
-    : await startServer(opts);
+    ? await spawnAlarmdCluster(opts)
+    : await spawnAlarmd(opts);
   try {
     runs.alarmd = await runScenarios(alarmd, opts);
   } finally {
     await alarmd.stop();
   }
   if (opts.compare === "nchan") {
-    const nchan = await startNchan();
+    const nchan = await spawnNchan();
     try {
       runs.nchan = await runScenarios(nchan, opts);
     } finally {
@@ -579,14 +589,14 @@ async function main() {
 }
 
 /** Time from reconnecting 1,000 alarms behind to receiving the last of them. */
-async function replay(target: Target, secret: string) {
+async function measureReplay(target: Target, secret: string) {
   const user = "replay-user";
   const subscribeUrl = target.mode === "nchan"
     ? `${target.url}/sub/${user}`
     : `${target.url}/api/v1/users/alarm/subscribe`;
   const headers: Record<string, string> = target.mode === "nchan"
     ? { accept: "text/event-stream" }
-    : { accept: "text/event-stream", authorization: `Bearer ${await token(secret, user)}` };
+    : { accept: "text/event-stream", authorization: `Bearer ${await signToken(secret, user)}` };
   const read = async (extra: Record<string, string>, want: number) => {
     const controller = new AbortController();
     const res = await fetch(subscribeUrl, {
@@ -621,7 +631,7 @@ async function replay(target: Target, secret: string) {
   // Fill: 1,001 alarms seen live by a first stream, which records their ids.
   const first = await read({}, 1001);
   await sleep(200);
-  const publisher = await token(secret, "bench-publisher", true);
+  const publisherToken = await signToken(secret, "bench-publisher", true);
   if (target.mode === "nchan") {
     for (let i = 0; i < 1001; i++) {
       const res = await fetch(`${target.url}/pub/${user}`, {
@@ -634,7 +644,7 @@ async function replay(target: Target, secret: string) {
     for (const size of [1, 500, 500]) {
       const res = await fetch(`${target.url}/api/v1/alarms/batch`, {
         method: "POST",
-        headers: { authorization: `Bearer ${publisher}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${publisherToken}`, "content-type": "application/json" },
         body: JSON.stringify({
           alarms: Array.from({ length: size }, () => ({ userId: user, type: "r" })),
         }),

@@ -14,7 +14,7 @@ const now = () => performance.timeOrigin + performance.now();
 const percentile = (sorted: number[], p: number) =>
   sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : null;
 
-interface Target {
+interface PublishCommand {
   url: string;
   token: string;
   mode?: "alarmd" | "nchan";
@@ -28,7 +28,7 @@ const cmd = JSON.parse(await new Response(Deno.stdin.readable).text());
  */
 const pool: RawHttpPool = createRawHttpPool(cmd.url, cmd.sockets ?? 1024);
 
-function post(cmd: Target, userId: string, data: unknown): Promise<number> {
+function post(cmd: PublishCommand, userId: string, data: unknown): Promise<number> {
   return cmd.mode === "nchan"
     ? pool.request(
       "POST",
@@ -46,7 +46,7 @@ function post(cmd: Target, userId: string, data: unknown): Promise<number> {
 
 const accepted = (status: number) => status === 201 || status === 202;
 
-async function targeted(cmd: Target & { rate: number; seconds: number; users: number }) {
+async function targeted(cmd: PublishCommand & { rate: number; seconds: number; users: number }) {
   const total = Math.round(cmd.rate * cmd.seconds);
   const acks: number[] = [];
   let ok = 0;
@@ -97,7 +97,7 @@ async function targeted(cmd: Target & { rate: number; seconds: number; users: nu
   };
 }
 
-async function fanout(cmd: Target & { users: number }) {
+async function fanout(cmd: PublishCommand & { users: number }) {
   const headers = { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" };
   const sentAt = now();
   if (cmd.mode === "nchan") {

@@ -39,7 +39,7 @@ let duplicates = 0;
 let lastReceiveAt = 0;
 const receivedByUser = new Map<string, number>();
 
-async function mint(secret: string, sub: string) {
+async function signToken(secret: string, sub: string) {
   return await new SignJWT({})
     .setProtectedHeader({ alg: "HS256" })
     .setSubject(sub)
@@ -79,7 +79,7 @@ function onFrame(stream: Stream, frame: string) {
 }
 
 /** Reads one HTTP/1.1 chunked SSE response, splitting it into frames. */
-async function pump(stream: Stream, conn: Deno.TcpConn) {
+async function readStream(stream: Stream, conn: Deno.TcpConn) {
   const buf = new Uint8Array(64 * 1024);
   let raw = new Uint8Array(0);
   let headersDone = false;
@@ -173,7 +173,7 @@ async function connect(stream: Stream): Promise<boolean> {
     : `GET /api/v1/users/alarm/subscribe HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
       `Authorization: Bearer ${stream.token}\r\n`;
   await conn.write(encoder.encode(`${request}Accept: text/event-stream\r\n${lastId}\r\n`));
-  void pump(stream, conn);
+  void readStream(stream, conn);
   await connected;
   return stream.connected;
 }
@@ -229,7 +229,7 @@ for await (
       fresh.push({
         user,
         seen: mode === "nchan" ? new Set() : undefined,
-        token: mode === "nchan" ? "" : await mint(cmd.secret, user),
+        token: mode === "nchan" ? "" : await signToken(cmd.secret, user),
         conn: null,
         lastId: null,
         connected: false,

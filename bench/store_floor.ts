@@ -44,7 +44,8 @@ const create = (i: number) =>
     },
   }]);
 
-async function drive(count: number, record: number[] | null) {
+/** Creates `count` alarms evenly spaced at `rate` per second; records each one's latency. */
+async function createAtRate(count: number, record: number[] | null) {
   const started = performance.now();
   const pending: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
@@ -63,10 +64,10 @@ async function drive(count: number, record: number[] | null) {
 }
 
 // A second of warm-up at the same rate, so that JIT and SQLite's page cache settle first.
-await drive(rate, null);
+await createAtRate(rate, null);
 const latencies: number[] = [];
 const before = ticksByKind([Deno.pid]);
-const wallMs = await drive(rate * seconds, latencies);
+const wallMs = await createAtRate(rate * seconds, latencies);
 const cpu = cpuByKindSince(before, [Deno.pid], wallMs);
 latencies.sort((a, b) => a - b);
 const at = (p: number) =>

@@ -1,34 +1,35 @@
 import denoJson from "../deno.json" with { type: "json" };
+import { createBroadcastBus } from "./broker/broadcast_bus.ts";
 import { createMemoryBus } from "./broker/memory_bus.ts";
 import { createRedisBus, RejectedMessageError } from "./broker/redis_bus.ts";
-import { createBroadcastBus } from "./broker/broadcast_bus.ts";
 import type { Config } from "./config.ts";
 import { ALARM_LIMITS } from "./domain/alarm.ts";
 import { createAlarmService } from "./domain/alarm_service.ts";
+import { UnavailableError } from "./domain/errors.ts";
 import { createLiveHub } from "./domain/live_hub.ts";
 import type { Clock } from "./domain/ports.ts";
 import { systemClock } from "./domain/ports.ts";
+import { createRateLimiter } from "./domain/rate_limiter.ts";
+import { startExpirySweeper } from "./expiry_sweeper.ts";
 import { createApp } from "./http/app.ts";
 import { createJwtAuthenticator } from "./http/auth.ts";
 import { parseTrustedProxies } from "./http/client_address.ts";
 import { listenDeno } from "./http/deno_transport.ts";
 import { listenNode } from "./http/node_transport.ts";
 import { createOriginPolicy } from "./http/origin_policy.ts";
-import type { WebAsset } from "./http/web_routes.ts";
+import { createHubObserver } from "./hub_observer.ts";
 import type { Logger } from "./log.ts";
 import { createLogger, errorFields } from "./log.ts";
-import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
-import { ensureKvLayout } from "./storage/kv_layout.ts";
-import { loadBusKey } from "./storage/kv_bus_key.ts";
-import { createMetrics } from "./metrics.ts";
 import { memoryCap, readContainerMemoryLimit, watchMemory } from "./memory_limit.ts";
+import { createMetrics } from "./metrics.ts";
 import { FD_RESERVE, readOpenFileLimit, socketCap, streamCap } from "./open_file_limit.ts";
-import { createRateLimiter } from "./domain/rate_limiter.ts";
-import { UnavailableError } from "./domain/errors.ts";
+import { openKv, openReadKv } from "./open_kv.ts";
+import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
+import { loadBusKey } from "./storage/kv_bus_key.ts";
+import { ensureKvLayout } from "./storage/kv_layout.ts";
+import { loadWebAssets } from "./web_assets.ts";
 
 export const VERSION: string = denoJson.version;
-
-const SWEEP_INTERVAL_MS = 30_000;
 
 export interface RunningServer {
   readonly url: string;
@@ -41,10 +42,6 @@ export interface RunningServer {
   connectionCount(userId?: string): number;
 }
 
-/**
- * The composition root: opens KV at the configured path (never a bare `Deno.openKv()`, which
- * is in-memory inside a compiled binary), builds the adapters and services, serves the app.
- */
 export interface StartOptions {
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -52,14 +49,19 @@ export interface StartOptions {
   readonly worker?: number;
 }
 
+/**
+ * The composition root: opens KV, builds the store, the bus, the live hub, the service and the
+ * HTTP app, connects them, and serves the app on the configured transport.
+ */
 export async function startServer(
   config: Config,
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const worker = options.worker ?? 0;
-  const shared = config.workers > 1;
+  const severalWorkers = config.workers > 1;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config.logLevel);
+  let stopping: Promise<void> | null = null;
   const kv = await openKv(config.kvPath);
   const retentionMs = Math.round(config.retentionDays * 86_400_000);
   const layout = await ensureKvLayout(kv, { now: () => clock.now(), retentionMs });
@@ -69,8 +71,7 @@ export async function startServer(
       keysDropped: layout.dropped,
     });
   }
-  // Reads on their own connection do not queue behind commits (see KvAlarmStoreOptions.readKv).
-  const readKv = isLocalFile(config.kvPath) ? await Deno.openKv(config.kvPath) : kv;
+  const readKv = await openReadKv(config.kvPath, kv);
   const metrics = createMetrics({
     // Rendered only once serving, when `hub` below exists.
     connections: () => hub.connectionCount,
@@ -102,6 +103,8 @@ export async function startServer(
         rejected: error.preview,
       })
       : logger.error("bus error", errorFields(error));
+  // Fan-out reaches other instances through Redis, the other isolates of this process through a
+  // BroadcastChannel; a lone isolate needs only its own listeners.
   const bus = config.redisUrl
     ? createRedisBus({
       url: config.redisUrl,
@@ -112,7 +115,7 @@ export async function startServer(
           ? logger.info("redis reconnected; streams catch up from KV")
           : logger.warn("redis connection lost; fan-out to other instances paused"),
     })
-    : shared
+    : severalWorkers
     ? createBroadcastBus({ onError: onBusError })
     : createMemoryBus({ onError: onBusError });
   const service = createAlarmService({ store, bus });
@@ -162,35 +165,7 @@ export async function startServer(
       retryMs: config.retryMs,
       writeTimeoutMs: config.writeTimeoutMs,
     },
-    observer: {
-      opened: (c) => {
-        metrics.connectionsOpened.inc();
-        logger.info("stream opened", { userId: c.userId, connectionId: c.id });
-      },
-      closed: (c, reason) => {
-        metrics.connectionsClosed.inc({ reason });
-        if (reason === "slow_client" || reason === "write_timeout") {
-          metrics.slowClientsDropped.inc();
-        }
-        logger.info("stream closed", {
-          userId: c.userId,
-          connectionId: c.id,
-          reason,
-          durationMs: clock.now() - c.openedAt,
-        });
-      },
-      alarmSent: (alarm, replayed) => {
-        if (replayed) {
-          metrics.alarmsReplayed.inc();
-          return;
-        }
-        metrics.alarmsDelivered.inc();
-        metrics.deliveryLatency.observe(
-          Math.max(0, clock.now() - Date.parse(alarm.createdAt)) / 1000,
-        );
-      },
-      refused: (scope) => metrics.connectionsRefused.inc({ scope }),
-    },
+    observer: createHubObserver({ metrics, logger, clock }),
   });
   const authenticate = createJwtAuthenticator({
     secret: config.jwtSecret,
@@ -201,18 +176,29 @@ export async function startServer(
   });
   const onUnexpectedError = (error: unknown, requestId: string) =>
     logger.error("unexpected error", { requestId, ...errorFields(error) });
-  const limiter = (name: string, ratePerSecond: number, burstFactor: number, largestCost = 1) =>
-    createRateLimiter({
-      name,
-      ratePerSecond,
-      burst: ratePerSecond * burstFactor,
-      largestCost,
-      clock,
-    });
   const limits = {
-    publish: limiter("publish", config.ratePublishPerSecond, 2, ALARM_LIMITS.batchMax),
-    user: limiter("user", config.rateUserPerSecond, 2),
-    connectionAttempt: limiter("connection attempt", config.rateConnectPerIpPerSecond, 5),
+    publish: createRateLimiter({
+      name: "publish",
+      scope: "publisher",
+      ratePerSecond: config.ratePublishPerSecond,
+      burst: 2 * config.ratePublishPerSecond,
+      largestCost: ALARM_LIMITS.batchMax,
+      clock,
+    }),
+    user: createRateLimiter({
+      name: "request",
+      scope: "user",
+      ratePerSecond: config.rateUserPerSecond,
+      burst: 2 * config.rateUserPerSecond,
+      clock,
+    }),
+    connectionAttempt: createRateLimiter({
+      name: "connection attempt",
+      scope: "address",
+      ratePerSecond: config.rateConnectPerIpPerSecond,
+      burst: 5 * config.rateConnectPerIpPerSecond,
+      clock,
+    }),
   };
   const app = createApp({
     limits,
@@ -239,32 +225,26 @@ export async function startServer(
     },
     metrics: metrics.render,
     version: VERSION,
+    publicUrl: config.publicUrl,
     webAssets: await loadWebAssets(),
     onUnexpectedError,
     logger,
   });
 
-  let stopping: Promise<void> | null = null;
-  const sweep = () =>
-    store.sweepExpired().then(
-      (n) => n > 0 && logger.info("expired alarms swept", { count: n }),
-      (error) => logger.warn("sweep failed", errorFields(error)),
-    );
-  // One sweeper per deployment host is enough: the primary isolate runs it.
-  if (worker === 0) void sweep();
-  const sweeper = worker === 0 ? setInterval(sweep, SWEEP_INTERVAL_MS) : undefined;
+  // Every isolate shares the KV file, so one sweeper is enough: the primary's.
+  const sweeper = worker === 0 ? startExpirySweeper(store, logger) : undefined;
 
   const listen = config.transport === "node" ? listenNode : listenDeno;
   const listener = await listen(app, {
     port: config.port,
     host: config.host,
-    reusePort: config.workers > 1,
+    // Workers share the primary's port; the kernel spreads connections over them.
+    reusePort: severalWorkers,
     headerTimeoutMs: config.headerTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxSockets: socketCap(openFiles, config.workers),
     onTransportError: (message, fields) => logger.warn(message, fields),
   });
-  // Workers share the primary's port; the kernel spreads connections over them.
   const { addr } = listener;
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
@@ -280,7 +260,7 @@ export async function startServer(
       stopping ??= (async () => {
         // Readiness fails from here on, so a load balancer stops sending new clients.
         logger.info("shutting down", { connections: hub.connectionCount });
-        if (sweeper !== undefined) clearInterval(sweeper);
+        sweeper?.stop();
         memoryWatch.stop();
         // Streams first: clients reconnect elsewhere (with Last-Event-ID), and an HTTP server's
         // shutdown would otherwise wait for responses that never end.
@@ -295,38 +275,4 @@ export async function startServer(
       return stopping;
     },
   };
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  png: "image/png",
-  svg: "image/svg+xml",
-};
-
-/** web/ ships inside the compiled binary (`--include web/`), so it is read the same way there. */
-async function loadWebAssets(): Promise<Map<string, WebAsset>> {
-  const dir = new URL("../web/", import.meta.url);
-  const assets = new Map<string, WebAsset>();
-  for await (const entry of Deno.readDir(dir)) {
-    const ext = entry.name.split(".").pop() ?? "";
-    if (!entry.isFile || !(ext in CONTENT_TYPES)) continue;
-    assets.set(`/${entry.name}`, {
-      body: await Deno.readFile(new URL(entry.name, dir)),
-      contentType: CONTENT_TYPES[ext],
-    });
-  }
-  return assets;
-}
-
-/** A file path, not ":memory:" (a second handle would be another database) or KV Connect. */
-const isLocalFile = (path: string) => !/^https?:\/\//.test(path) && path !== ":memory:";
-
-async function openKv(path: string): Promise<Deno.Kv> {
-  if (isLocalFile(path)) {
-    const dir = path.replace(/[\\/][^\\/]*$/, "");
-    if (dir && dir !== path) await Deno.mkdir(dir, { recursive: true });
-  }
-  return await Deno.openKv(path);
 }

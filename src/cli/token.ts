@@ -1,5 +1,5 @@
 import { SignJWT } from "jose";
-import { PUBLISH_SCOPE } from "../http/auth.ts";
+import { PUBLISH_SCOPE } from "../domain/scopes.ts";
 
 export interface TokenRequest {
   readonly secret: string;

@@ -20,12 +20,18 @@ export class IdempotencyConflictError extends AlarmdError {}
 
 export class PayloadTooLargeError extends AlarmdError {}
 
+/**
+ * Whose limit was hit: one user's, one client address's, one publisher's, or the whole server's.
+ * A stream refused for the server's sake is a 503 (try another instance), any other refusal a 429.
+ */
+export type LimitScope = "user" | "address" | "publisher" | "server";
+
 /** A cap or rate was hit; `retryAfterSeconds` tells the client when to try again. */
 export class LimitExceededError extends AlarmdError {
   constructor(
     message: string,
     readonly code: "too_many_connections" | "rate_limited",
-    readonly scope: "user" | "server",
+    readonly scope: LimitScope,
     readonly retryAfterSeconds: number,
   ) {
     super(message);

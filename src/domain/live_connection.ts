@@ -1,5 +1,6 @@
 import type { Alarm } from "./alarm.ts";
 import { ALARM_LIMITS } from "./alarm.ts";
+import { FrameQueue } from "./frame_queue.ts";
 import type { AlarmChange, AlarmStore, Clock, FrameSink } from "./ports.ts";
 import { eventFrame, PING_FRAME } from "./sse_frames.ts";
 import { isUlid } from "./ulid.ts";
@@ -37,14 +38,8 @@ const REPLAY_PAGE = 500;
  * pages are sized by the largest frame seen so far, starting from this.
  */
 const LARGEST_ALARM_FRAME = ALARM_LIMITS.dataMaxBytes + 2048;
-/**
- * The most bytes handed to the sink in one write. A whole backlog in one write is copied whole
- * (joined, then encoded into the socket's buffer), and for a client that stopped reading those
- * copies stay in memory next to the queue; in small writes, the backlog stays in the queue.
- */
-const MAX_CHUNK = 64 * 1024;
 /** Live changes held while a replay runs; past this the client is too far behind to keep. */
-const MAX_BUFFERED_CHANGES = 10_000;
+const MAX_HELD_CHANGES = 10_000;
 
 function alarmFrame(alarm: Alarm): string {
   return eventFrame("alarm", JSON.stringify(alarm), alarm.id);
@@ -52,15 +47,15 @@ function alarmFrame(alarm: Alarm): string {
 
 /**
  * One client's stream. Registered with the hub before it reads anything, so no change can slip
- * between replay and live: while it replays, live changes wait in `#buffer`; afterwards, alarms
+ * between replay and live: while it replays, live changes wait in `#held`; afterwards, alarms
  * at or below `#cursor` (already sent) are dropped. Each `created` change names the user's
  * previous id; when that is above the cursor, this connection missed something (another
  * instance's change arrived first) and it catches up from the store before going on.
  *
- * Outgoing frames wait in a bounded queue written by one pump, so a client that stops reading
- * costs at most `maxQueueBytes` before it is dropped, and the publisher never waits for it.
- * Replay is paced by the same queue: it reads the next page only when the queue has room for
- * it, so history waiting for a stalled client is never held outside the queue.
+ * Outgoing frames wait in a FrameQueue, so a client that stops reading costs at most
+ * `maxQueueBytes` before it is dropped, and the publisher never waits for it. Replay is paced by
+ * the same queue: it reads the next page only when the queue has room for it, so history waiting
+ * for a stalled client is never held outside the queue.
  */
 export class LiveConnection {
   readonly id: string;
@@ -70,27 +65,19 @@ export class LiveConnection {
   readonly endReason: "timeout" | "token_expired";
   /** Time of the last frame handed to the queue; the hub's tick pings when it gets old. */
   lastFrameAt: number;
-  /** When the write in flight started, or null; the hub's tick drops writes that hang. */
-  writingSince: number | null = null;
 
   #options: LiveConnectionOptions;
   #state: "replaying" | "live" | "closed" = "replaying";
   #cursor: string | null = null;
-  #buffer: AlarmChange[] = [];
-  #queue: string[] = [];
-  #queuedBytes = 0;
+  #held: AlarmChange[] = [];
+  #frames: FrameQueue;
   #closeReason: CloseReason | null = null;
-  /**
-   * A replay waiting for the queue to drain to `bytes`, so that history never trips the
-   * slow-client cap.
-   */
-  #roomWaiter: { bytes: number; resolve: () => void } | null = null;
   /** The largest alarm frame this connection has replayed (LARGEST_ALARM_FRAME before any). */
   #frameEstimate = LARGEST_ALARM_FRAME;
   /** Another pass over the store is due when this replay ends (a gap, or alarms left to it). */
   #resyncPending = false;
-  /** `created` changes in `#buffer`. */
-  #bufferedAlarms = 0;
+  /** `created` changes in `#held`. */
+  #heldAlarms = 0;
   #done: () => void = () => {};
   /** Resolves when the stream has ended, for whatever reason. */
   readonly closed: Promise<void>;
@@ -103,7 +90,10 @@ export class LiveConnection {
     this.endsAt = options.endsAt;
     this.endReason = options.endReason;
     this.closed = new Promise((resolve) => (this.#done = resolve));
-    options.sink.onClose(() => this.close("client_closed"));
+    const { sink, clock, maxQueueBytes: maxBytes } = options;
+    const onWriteFailed = () => this.close("client_closed");
+    this.#frames = new FrameQueue({ sink, clock, maxBytes, onWriteFailed });
+    sink.onClose(() => this.close("client_closed"));
   }
 
   get closeReason(): CloseReason | null {
@@ -111,7 +101,12 @@ export class LiveConnection {
   }
 
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#frames.bytes;
+  }
+
+  /** When the write in flight started, or null; the hub's tick drops writes that hang. */
+  get writingSince(): number | null {
+    return this.#frames.writingSince;
   }
 
   /** Sends the connect event (with `retry:`), then the replay; then delivers live changes. */
@@ -147,7 +142,7 @@ export class LiveConnection {
       }
       this.#cursor = replayFrom;
       await this.#replay(true);
-      // Everything up to the head read above is committed, so the replay covered it.
+      // Everything up to the user state read above is committed, so the replay covered it.
       if (state.lastId && (!this.#cursor || state.lastId > this.#cursor)) {
         this.#cursor = state.lastId;
       }
@@ -162,8 +157,8 @@ export class LiveConnection {
     if (this.#state === "closed") return;
     if (this.#state === "replaying") {
       if (change.kind === "created" && !this.#holdAlarm()) return;
-      this.#buffer.push(change);
-      if (this.#buffer.length > MAX_BUFFERED_CHANGES) this.close("slow_client");
+      this.#held.push(change);
+      if (this.#held.length > MAX_HELD_CHANGES) this.close("slow_client");
       return;
     }
     if (change.kind !== "created") {
@@ -206,11 +201,9 @@ export class LiveConnection {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#closeReason = reason;
-    this.#queue = [];
-    this.#buffer = [];
-    this.#bufferedAlarms = 0;
-    this.#roomWaiter?.resolve();
-    this.#roomWaiter = null;
+    this.#frames.close();
+    this.#held = [];
+    this.#heldAlarms = 0;
     this.#options.sink.close();
     this.#options.onClose(this, reason);
     this.#done();
@@ -226,9 +219,9 @@ export class LiveConnection {
   async #replay(initial: boolean): Promise<void> {
     const fill = this.#options.maxQueueBytes / 2;
     for (;;) {
-      await this.#room(Math.max(0, Math.min(fill / 2, fill - this.#frameEstimate)));
+      await this.#frames.room(Math.max(0, Math.min(fill / 2, fill - this.#frameEstimate)));
       if (this.#isClosed()) return;
-      const fits = Math.floor((fill - this.#queuedBytes) / this.#frameEstimate);
+      const fits = Math.floor((fill - this.#frames.bytes) / this.#frameEstimate);
       const limit = Math.max(1, Math.min(REPLAY_PAGE, fits));
       const page = await this.#options.store.listAfter(this.userId, this.#cursor, limit);
       let sent = 0;
@@ -236,7 +229,7 @@ export class LiveConnection {
         if (this.#isClosed()) return;
         const frame = alarmFrame(alarm);
         if (frame.length > this.#frameEstimate) this.#frameEstimate = frame.length;
-        if (this.#queuedBytes > 0 && this.#queuedBytes + frame.length > fill) break;
+        if (this.#frames.bytes > 0 && this.#frames.bytes + frame.length > fill) break;
         this.#sendAlarm(alarm, initial, frame);
         sent++;
       }
@@ -250,12 +243,6 @@ export class LiveConnection {
     return this.#state === "closed";
   }
 
-  /** Resolves once at most `bytes` are queued, or the stream has ended. */
-  #room(bytes: number): Promise<void> {
-    if (this.#queuedBytes <= bytes || this.#isClosed()) return Promise.resolve();
-    return new Promise((resolve) => (this.#roomWaiter = { bytes, resolve }));
-  }
-
   #goLive(): void {
     if (this.#state === "closed") return;
     if (this.#resyncPending) {
@@ -266,16 +253,16 @@ export class LiveConnection {
       return;
     }
     this.#state = "live";
-    const buffered = this.#buffer;
-    this.#buffer = [];
-    this.#bufferedAlarms = 0;
-    for (let i = 0; i < buffered.length; i++) {
+    const held = this.#held;
+    this.#held = [];
+    this.#heldAlarms = 0;
+    for (let i = 0; i < held.length; i++) {
       if (this.#state !== "live") {
         // A gap started another catch-up: keep the rest, in order, behind it.
-        for (const change of buffered.slice(i)) this.deliver(change);
+        for (const change of held.slice(i)) this.deliver(change);
         return;
       }
-      this.deliver(buffered[i]);
+      this.deliver(held[i]);
     }
   }
 
@@ -288,12 +275,12 @@ export class LiveConnection {
   #holdAlarm(): boolean {
     if (this.#resyncPending) return false;
     const fits = Math.floor(this.#options.maxQueueBytes / 2 / this.#frameEstimate);
-    if (this.#bufferedAlarms < fits) {
-      this.#bufferedAlarms++;
+    if (this.#heldAlarms < fits) {
+      this.#heldAlarms++;
       return true;
     }
-    this.#buffer = this.#buffer.filter((change) => change.kind !== "created");
-    this.#bufferedAlarms = 0;
+    this.#held = this.#held.filter((change) => change.kind !== "created");
+    this.#heldAlarms = 0;
     this.#resyncPending = true;
     return false;
   }
@@ -306,39 +293,7 @@ export class LiveConnection {
 
   #enqueue(frame: string): void {
     if (this.#state === "closed") return;
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.length;
     this.lastFrameAt = this.#options.clock.now();
-    if (this.#queuedBytes > this.#options.maxQueueBytes) {
-      this.close("slow_client");
-      return;
-    }
-    if (this.writingSince === null) void this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    const { sink, clock } = this.#options;
-    while (this.#queue.length > 0 && this.#state !== "closed") {
-      const queue = this.#queue;
-      let frames = 1;
-      let size = queue[0].length;
-      while (frames < queue.length && size + queue[frames].length <= MAX_CHUNK) {
-        size += queue[frames++].length;
-      }
-      const chunk = frames === 1 ? queue[0] : queue.slice(0, frames).join("");
-      this.#queue = frames === queue.length ? [] : queue.slice(frames);
-      this.writingSince = clock.now();
-      try {
-        await sink.write(chunk);
-      } catch {
-        this.close("client_closed");
-      }
-      this.#queuedBytes -= size;
-      if (this.#roomWaiter && this.#queuedBytes <= this.#roomWaiter.bytes) {
-        this.#roomWaiter.resolve();
-        this.#roomWaiter = null;
-      }
-    }
-    this.writingSince = null;
+    if (!this.#frames.push(frame)) this.close("slow_client");
   }
 }

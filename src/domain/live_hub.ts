@@ -60,7 +60,7 @@ const userOf = (change: AlarmChange) =>
 /**
  * Every open stream, by user: Map<userId, Set<LiveConnection>>, so each tab of a user is its
  * own connection and all of them hear every change. One shared tick drives heartbeats, stream
- * timeouts, token expiry and stalled-write detection, so 10,000 streams cost one timer.
+ * timeouts, token expiry and stalled-write detection, so any number of streams costs one timer.
  */
 export function createLiveHub(deps: {
   store: AlarmStore;
@@ -77,8 +77,8 @@ export function createLiveHub(deps: {
   const { store, bus, clock, config, observer, memoryOver } = deps;
   const byUser = new Map<string, Set<LiveConnection>>();
   const reservedByUser = new Map<string, number>();
-  let reserved = 0;
-  let open = 0;
+  let reservedCount = 0;
+  let openCount = 0;
   let closing = false;
 
   const unsubscribe = bus.subscribe((change) => {
@@ -99,10 +99,10 @@ export function createLiveHub(deps: {
   function tick() {
     const now = clock.now();
     const pingBefore = now - (config.heartbeatMs - tickMs);
-    // Streams opened together (a restart, a reconnect storm) fall due together, and 10,000
-    // pings in one tick stall every alarm behind them (~100 ms, measured). Twice the even share
-    // per tick spreads such a wave over a few seconds; a late comment costs nothing.
-    let pings = Math.max(64, Math.ceil((open * tickMs * 2) / config.heartbeatMs));
+    // Streams opened together (a restart, a reconnect storm) fall due together, and pinging them
+    // all in one tick would stall every alarm queued behind the pings. Twice the even share per
+    // tick spreads such a wave over a few seconds; a late comment costs nothing.
+    let pings = Math.max(64, Math.ceil((openCount * tickMs * 2) / config.heartbeatMs));
     for (const connections of byUser.values()) {
       for (const connection of connections) {
         if (now >= connection.endsAt) connection.close(connection.endReason);
@@ -122,7 +122,7 @@ export function createLiveHub(deps: {
   }
 
   function unreserve(userId: string) {
-    reserved--;
+    reservedCount--;
     const left = (reservedByUser.get(userId) ?? 1) - 1;
     if (left > 0) reservedByUser.set(userId, left);
     else reservedByUser.delete(userId);
@@ -147,7 +147,7 @@ export function createLiveHub(deps: {
           Math.ceil(config.retryMs / 1000) + 1,
         );
       }
-      if (open + reserved >= config.maxConnections) {
+      if (openCount + reservedCount >= config.maxConnections) {
         observer?.refused?.("server");
         throw new LimitExceededError(
           "the server holds as many streams as it is configured for",
@@ -165,7 +165,7 @@ export function createLiveHub(deps: {
           Math.ceil(config.retryMs / 1000) + 1,
         );
       }
-      reserved++;
+      reservedCount++;
       reservedByUser.set(userId, (reservedByUser.get(userId) ?? 0) + 1);
       let held = true;
       return {
@@ -204,7 +204,7 @@ export function createLiveHub(deps: {
         onClose(conn, reason) {
           const set = byUser.get(userId);
           if (set?.delete(conn)) {
-            open--;
+            openCount--;
             if (set.size === 0) byUser.delete(userId);
           }
           observer?.closed?.(conn, reason);
@@ -214,7 +214,7 @@ export function createLiveHub(deps: {
       let set = byUser.get(userId);
       if (!set) byUser.set(userId, set = new Set());
       set.add(connection);
-      open++;
+      openCount++;
       observer?.opened?.(connection);
       if (closing) connection.close("shutdown");
       else void connection.start();
@@ -222,7 +222,7 @@ export function createLiveHub(deps: {
     },
 
     get connectionCount() {
-      return open;
+      return openCount;
     },
 
     connectionCountOf(userId) {

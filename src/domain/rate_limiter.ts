@@ -1,3 +1,4 @@
+import type { LimitScope } from "./errors.ts";
 import { LimitExceededError } from "./errors.ts";
 import type { Clock } from "./ports.ts";
 
@@ -16,6 +17,8 @@ export interface RateLimiter {
  */
 export function createRateLimiter(options: {
   name: string;
+  /** Whose bucket a key names; reported in the LimitExceededError. */
+  scope: LimitScope;
   ratePerSecond: number;
   burst: number;
   clock: Clock;
@@ -23,7 +26,7 @@ export function createRateLimiter(options: {
   largestCost?: number;
   maxKeys?: number;
 }): RateLimiter {
-  const { ratePerSecond, clock, name } = options;
+  const { ratePerSecond, clock, name, scope } = options;
   const burst = Math.max(options.burst, options.largestCost ?? 1);
   const maxKeys = options.maxKeys ?? 100_000;
   const buckets = new Map<string, { tokens: number; at: number }>();
@@ -50,9 +53,9 @@ export function createRateLimiter(options: {
       if (bucket.tokens < cost - 1e-9) {
         const wait = Math.ceil((cost - bucket.tokens) / ratePerSecond - 1e-9);
         throw new LimitExceededError(
-          `${name} rate limit of ${ratePerSecond}/s exceeded`,
+          `${name} rate limit of ${ratePerSecond}/s per ${scope} exceeded`,
           "rate_limited",
-          "user",
+          scope,
           Math.max(1, wait),
         );
       }

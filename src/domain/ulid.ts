@@ -53,7 +53,10 @@ function encodeTime(ms: number): string {
   return timeCache;
 }
 
-/** Random bytes fetched 4 KiB at a time: one `getRandomValues` call per id showed in profiles. */
+/**
+ * Random bytes fetched a block at a time: a batch creates hundreds of ids at once, and each
+ * `getRandomValues` call has a cost of its own, whatever the number of bytes.
+ */
 const randomPool = new Uint8Array(4096);
 let randomAt = randomPool.length;
 

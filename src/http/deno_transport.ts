@@ -27,7 +27,7 @@ function serveOnConnection(): ServeOnConnection | null {
 }
 
 /**
- * The design card's transport: `Deno.serve`'s engine, every answer a web `Response`, streams a
+ * The `--transport deno` transport: `Deno.serve`'s engine, every answer a web `Response`, streams a
  * `ReadableStream` whose cleanup also follows the request's AbortSignal. `Deno.serve` stops
  * accepting for good when accept fails for lack of descriptors and never closes a silent
  * socket, so alarmd accepts connections itself: sockets past the cap are closed at once, a

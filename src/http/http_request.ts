@@ -1,7 +1,8 @@
 /**
  * A request as the pipeline sees it, whatever transport received it. Transports adapt their
- * native request to this without building a web `Request` (which costs more than the rest of a
- * create on `node:http`), and the pipeline reads only what each route needs.
+ * native request to this without building a web `Request` (on `node:http`, an extra conversion
+ * of every request, costly next to the rest of a create), and the pipeline reads only what each
+ * route needs.
  */
 export interface HttpRequest {
   readonly method: string;

@@ -14,7 +14,8 @@ const encoder = new TextEncoder();
 
 /**
  * The default transport: `node:http`, whose streams are written straight to the socket with
- * `res.write` (a fraction of the memory a streamed `Response` costs on Deno.serve). Its own
+ * `res.write`, so an open stream holds less memory than a streamed `Response` on Deno.serve (see
+ * docs/performance.md, "Transport"). Its own
  * defences: a cap on sockets below the open-file limit (past it new sockets are closed at once,
  * so accept never fails), the header deadline and the keep-alive idle timeout, and JSON answers
  * to requests the parser refuses.

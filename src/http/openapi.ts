@@ -1,78 +1,40 @@
-import { z } from "zod";
+import { alarmSchema, batchSchema, errorSchema, newAlarmSchema } from "./schemas.ts";
 import {
-  alarmDataSchema,
-  alarmSchema,
-  batchSchema,
-  errorSchema,
-  listQuerySchema,
-  newAlarmSchema,
-} from "./schemas.ts";
+  error,
+  EXAMPLE_ALARM,
+  EXAMPLES,
+  idempotencyParam,
+  idParam,
+  json,
+  jsonSchema,
+  listParams,
+  OPS_PATHS,
+  PUBLISHER,
+  PUBLISHER_ERRORS,
+  ref,
+  USER,
+  USER_ERRORS,
+} from "./openapi_parts.ts";
 
-/** JSON Schema of a zod schema as clients send it (`io: input`: defaults are optional). */
-function jsonSchema(schema: z.ZodType, io: "input" | "output" = "input") {
-  const out = z.toJSONSchema(schema, {
-    io,
-    unrepresentable: "any",
-    override: (ctx) => {
-      if (ctx.zodSchema === alarmDataSchema) {
-        ctx.jsonSchema.type = "object";
-        ctx.jsonSchema.description = "any JSON object, at most 8 KiB serialized, 32 levels deep";
-      }
-    },
-  }) as Record<string, unknown>;
-  delete out.$schema;
-  return out;
+export { EXAMPLES } from "./openapi_parts.ts";
+
+export interface OpenApiOptions {
+  /**
+   * `ALARMD_PUBLIC_URL`: the origin clients reach alarmd at, listed first in `servers`. The
+   * relative `/` always follows: it resolves against wherever the document was fetched from,
+   * which is this server.
+   */
+  readonly publicUrl?: string;
 }
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (schema: unknown, example?: unknown) => ({
-  "application/json": { schema, ...(example === undefined ? {} : { example }) },
-});
-const error = (description: string) => ({ description, content: json(ref("Error")) });
-
-const EXAMPLE_ALARM = {
-  id: "01KAZ3T5QF6V2J8M0X3G7N4R2B",
-  userId: "kim",
-  type: "comment",
-  data: { text: "Lee commented on your post", postId: 981 },
-  createdAt: "2026-11-25T15:11:11.051Z",
-  readAt: null,
-};
-
-/** Request examples, also checked against the schemas by the test suite. */
-export const EXAMPLES = {
-  newAlarm: { userId: "kim", type: "comment", data: { text: "Lee commented on your post" } },
-  batch: {
-    alarms: [{ userId: "kim", type: "follow" }, { userId: "lee", type: "like", data: { post: 7 } }],
-  },
-  alarm: EXAMPLE_ALARM,
-};
-
-const USER = [{ bearer: [] }, { cookie: [] }, { query: [] }];
-const PUBLISHER = [{ bearer: ["alarms:publish"] }];
-
-const listParams = Object.entries(
-  (jsonSchema(listQuerySchema) as { properties: Record<string, unknown> }).properties,
-).map(([name, schema]) => ({ name, in: "query", required: false, schema }));
-
-const idParam = {
-  name: "id",
-  in: "path",
-  required: true,
-  schema: { type: "string" },
-  description: "an alarm id; another user's or an unknown id is 404",
-};
-
-const idempotencyParam = {
-  name: "Idempotency-Key",
-  in: "header",
-  required: false,
-  schema: { type: "string", minLength: 1, maxLength: 128, pattern: "^[\\x21-\\x7e]+$" },
-  description: "scoped to the publisher's sub, kept 24 h: a retry returns the stored result",
-};
-
 /** The OpenAPI 3.1 document, built from the zod schemas the routes validate with. */
-export function openApiDocument(version: string) {
+export function openApiDocument(version: string, options: OpenApiOptions = {}) {
+  const servers = [
+    ...(options.publicUrl
+      ? [{ url: new URL(options.publicUrl).origin, description: "ALARMD_PUBLIC_URL" }]
+      : []),
+    { url: "/", description: "the alarmd that served this document" },
+  ];
   return {
     openapi: "3.1.0",
     info: {
@@ -80,7 +42,14 @@ export function openApiDocument(version: string) {
       version,
       description: "Real-time notifications over Server-Sent Events, stored in Deno KV. " +
         'Errors are always `{"error":{"code","message","issues"?}}`.',
+      license: {
+        // No LICENSE file, no license in deno.json, none named in the README: no license is
+        // granted, and the document says so. Replace with the SPDX id once one is chosen.
+        name: "Proprietary, all rights reserved",
+        identifier: "LicenseRef-Proprietary",
+      },
     },
+    servers,
     components: {
       securitySchemes: {
         bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
@@ -91,12 +60,43 @@ export function openApiDocument(version: string) {
         Alarm: jsonSchema(alarmSchema, "output"),
         NewAlarm: jsonSchema(newAlarmSchema),
         Batch: jsonSchema(batchSchema),
+        AlarmPage: {
+          type: "object",
+          properties: {
+            items: { type: "array", items: ref("Alarm"), description: "newest first" },
+            nextCursor: {
+              type: ["string", "null"],
+              description: "pass back as `cursor` for the next page; null on the last",
+            },
+          },
+          required: ["items", "nextCursor"],
+          additionalProperties: false,
+        },
+        AlarmBatch: {
+          type: "object",
+          properties: {
+            items: {
+              type: "array",
+              items: ref("Alarm"),
+              description: "the stored alarms, in the order sent",
+            },
+          },
+          required: ["items"],
+          additionalProperties: false,
+        },
+        UnreadCount: {
+          type: "object",
+          properties: { unread: { type: "integer", minimum: 0 } },
+          required: ["unread"],
+          additionalProperties: false,
+        },
         Error: jsonSchema(errorSchema, "output"),
       },
     },
     paths: {
       "/api/v1/alarms": {
         post: {
+          operationId: "createAlarm",
           summary: "Create an alarm for a user",
           security: PUBLISHER,
           parameters: [idempotencyParam],
@@ -107,106 +107,98 @@ export function openApiDocument(version: string) {
               description: "a retry with the same Idempotency-Key",
               content: json(ref("Alarm")),
             },
-            400: error("invalid body"),
-            401: error("no valid token"),
-            403: error("token lacks alarms:publish"),
-            409: error("Idempotency-Key reused with another body"),
-            413: error("data over 8 KiB or body too large"),
-            415: error("Content-Encoding other than identity"),
-            503: error("storage or the identity provider unavailable"),
+            400: error(400, "invalid body, Content-Type or Idempotency-Key (invalid_request)"),
+            ...PUBLISHER_ERRORS,
+            409: error(409, "Idempotency-Key reused with another body (idempotency_conflict)"),
+            413: error(413, "data over 8 KiB or body too large (payload_too_large)"),
+            415: error(415, "Content-Encoding other than identity (unsupported_media_type)"),
           },
         },
       },
       "/api/v1/alarms/batch": {
         post: {
+          operationId: "createAlarmBatch",
           summary: "Create up to 500 alarms; all are validated before any is stored",
           security: PUBLISHER,
           parameters: [idempotencyParam],
           requestBody: { required: true, content: json(ref("Batch"), EXAMPLES.batch) },
           responses: {
-            201: {
-              description: "all stored",
-              content: json({
-                type: "object",
-                properties: { items: { type: "array", items: ref("Alarm") } },
-              }),
+            201: { description: "all stored", content: json(ref("AlarmBatch")) },
+            200: {
+              description: "a retry with the same Idempotency-Key: every item was already stored",
+              content: json(ref("AlarmBatch")),
             },
-            400: error("an invalid item"),
-            401: error("no valid token"),
-            403: error("token lacks alarms:publish"),
-            409: error("Idempotency-Key reused with another body"),
-            413: error("an item's data over 8 KiB"),
-            415: error("Content-Encoding other than identity"),
+            400: error(400, "an invalid item, Content-Type or Idempotency-Key (invalid_request)"),
+            ...PUBLISHER_ERRORS,
+            409: error(409, "Idempotency-Key reused with another body (idempotency_conflict)"),
+            413: error(413, "an item's data over 8 KiB or body too large (payload_too_large)"),
+            415: error(415, "Content-Encoding other than identity (unsupported_media_type)"),
           },
         },
       },
       "/api/v1/users/alarms": {
         get: {
+          operationId: "listMyAlarms",
           summary: "The caller's alarms, newest first",
           security: USER,
           parameters: listParams,
           responses: {
-            200: {
-              description: "one page",
-              content: json({
-                type: "object",
-                properties: {
-                  items: { type: "array", items: ref("Alarm") },
-                  nextCursor: { type: ["string", "null"] },
-                },
-              }),
-            },
-            400: error("invalid limit or cursor"),
-            401: error("no valid token"),
+            200: { description: "one page", content: json(ref("AlarmPage")) },
+            400: error(400, "invalid limit, cursor or unread (invalid_request)"),
+            ...USER_ERRORS,
           },
         },
       },
       "/api/v1/users/alarms/unread-count": {
         get: {
+          operationId: "getMyUnreadCount",
           summary: "The caller's unread count",
           security: USER,
           responses: {
-            200: {
-              description: "count",
-              content: json({ type: "object", properties: { unread: { type: "integer" } } }),
-            },
-            401: error("no valid token"),
+            200: { description: "count", content: json(ref("UnreadCount")) },
+            ...USER_ERRORS,
           },
         },
       },
       "/api/v1/users/alarms/read-all": {
         post: {
+          operationId: "markAllMyAlarmsRead",
           summary: "Mark every alarm of the caller read",
           security: USER,
-          responses: { 204: { description: "done" }, 401: error("no valid token") },
+          responses: { 204: { description: "done" }, ...USER_ERRORS },
         },
       },
       "/api/v1/users/alarms/{id}/read": {
         post: {
+          operationId: "markMyAlarmRead",
           summary: "Mark one alarm read (idempotent)",
           security: USER,
           parameters: [idParam],
           responses: {
             204: { description: "done" },
-            401: error("no valid token"),
-            404: error("unknown id"),
+            400: error(400, "the id is not valid percent-encoding (invalid_request)"),
+            ...USER_ERRORS,
+            404: error(404, "unknown id, or another user's (not_found)"),
           },
         },
       },
       "/api/v1/users/alarms/{id}": {
         delete: {
+          operationId: "deleteMyAlarm",
           summary: "Delete one alarm",
           security: USER,
           parameters: [idParam],
           responses: {
             204: { description: "deleted" },
-            401: error("no valid token"),
-            404: error("unknown id"),
+            400: error(400, "the id is not valid percent-encoding (invalid_request)"),
+            ...USER_ERRORS,
+            404: error(404, "unknown id, or another user's (not_found)"),
           },
         },
       },
       "/api/v1/users/alarm/subscribe": {
         get: {
+          operationId: "subscribeToAlarms",
           summary: "The caller's live stream (Server-Sent Events)",
           description: "First `retry:`, then `event: connect` (no id) with " +
             "`{message, userId, connectionId, unread, lastId, replay?}`; with Last-Event-ID every " +
@@ -222,42 +214,23 @@ export function openApiDocument(version: string) {
               description: "the stream",
               content: { "text/event-stream": { schema: { type: "string" } } },
             },
-            401: error("no valid token"),
-            429: error("too many streams for this user (too_many_connections), see Retry-After"),
-            503: error("too many streams on this server (too_many_connections), see Retry-After"),
+            401: USER_ERRORS[401],
+            403: USER_ERRORS[403],
+            429: error(
+              429,
+              "too many streams for this user (too_many_connections), or too many stream " +
+                "attempts from this client address (rate_limited)",
+            ),
+            503: error(
+              503,
+              "too many streams on this server, memory at its limit or shutting down " +
+                "(too_many_connections), or the identity provider's keys cannot be fetched " +
+                "(auth_unavailable)",
+            ),
           },
         },
       },
-      "/healthz": {
-        get: { summary: "Liveness", responses: { 200: { description: "alive" } } },
-      },
-      "/readyz": {
-        get: {
-          summary: "Readiness: 503 only when this instance cannot serve",
-          responses: {
-            200: {
-              description: '`{"status":"ready"}`, or `{"status":"degraded","reasons":[…]}` when ' +
-                "Redis or the identity provider's key set is down (the instance still serves)",
-            },
-            503: error("KV cannot commit, or no JWT key was ever loaded"),
-          },
-        },
-      },
-      "/metrics": {
-        get: {
-          summary: "Prometheus metrics",
-          responses: { 200: { description: "text exposition format 0.0.4" } },
-        },
-      },
-      "/openapi.json": {
-        get: { summary: "This document", responses: { 200: { description: "OpenAPI 3.1" } } },
-      },
-      "/docs": {
-        get: { summary: "Interactive API reference", responses: { 200: { description: "HTML" } } },
-      },
-      "/": {
-        get: { summary: "The web inbox", responses: { 200: { description: "HTML" } } },
-      },
+      ...OPS_PATHS,
     },
   };
 }

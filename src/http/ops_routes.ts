@@ -10,6 +10,8 @@ export interface OpsDeps {
    */
   readonly ready: () => Promise<readonly string[] | void>;
   readonly version: string;
+  /** The public origin (ALARMD_PUBLIC_URL), listed first among the document's servers. */
+  readonly publicUrl?: string;
   /** Prometheus exposition text for GET /metrics. */
   readonly metrics?: () => string;
   /** Which isolate answers (with `--workers`), shown by /healthz. */
@@ -18,7 +20,7 @@ export interface OpsDeps {
 
 /** Operational endpoints: no token, cheap, safe to poll. */
 export function opsRoutes(deps: OpsDeps): Route[] {
-  const document = JSON.stringify(openApiDocument(deps.version));
+  const document = JSON.stringify(openApiDocument(deps.version, { publicUrl: deps.publicUrl }));
   const routes: Route[] = [
     {
       method: "GET",

@@ -7,7 +7,8 @@ import { InvalidRequestError, UnauthorizedError } from "../domain/errors.ts";
 import type { RateLimiter } from "../domain/rate_limiter.ts";
 import type { Logger } from "../log.ts";
 import type { Authenticate, Principal } from "./auth.ts";
-import { assertScope, findToken, PUBLISH_SCOPE } from "./auth.ts";
+import { assertScope, findToken } from "./auth.ts";
+import { PUBLISH_SCOPE } from "../domain/scopes.ts";
 import type { ClientView, ProxyTrust } from "./client_address.ts";
 import { clientView } from "./client_address.ts";
 import {
@@ -193,7 +194,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   function errorReply(error: unknown, request: HttpRequest, requestId: string): Reply {
     if (error instanceof NotFoundRoute) {
-      return errorAnswer(404, { status: 404, code: "not_found", message: "no such endpoint" });
+      return jsonErrorReply(404, { status: 404, code: "not_found", message: "no such endpoint" });
     }
     if (isClientGone(error, request.signal)) {
       // Nobody reads this answer; 499 (nginx's "client closed request") keeps the access log
@@ -202,11 +203,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     }
     const shape = toErrorShape(error);
     if (shape.status === 500) deps.onUnexpectedError?.(error, requestId);
-    return errorAnswer(shape.status, shape);
+    return jsonErrorReply(shape.status, shape);
   }
 }
 
-function errorAnswer(status: number, shape: Parameters<typeof errorBody>[0]): Reply {
+function jsonErrorReply(status: number, shape: Parameters<typeof errorBody>[0]): Reply {
   return {
     status,
     headers: {

@@ -6,7 +6,10 @@ import type { Route } from "./route.ts";
 import { batchSchema, idempotencyHeaderSchema, newAlarmSchema } from "./schemas.ts";
 import { parseJsonBody, parseOr400 } from "./validation.ts";
 
-/** Bodies are capped before parsing: the largest valid alarm is ~8.5 KiB, a batch 500 of them. */
+/**
+ * Bodies are capped before parsing, a little above the largest valid alarm (or batch of them),
+ * so that an oversized body is refused without being parsed.
+ */
 export const BODY_LIMITS = {
   single: 64 * 1024,
   batch: ALARM_LIMITS.batchMax * (ALARM_LIMITS.dataMaxBytes + 1024) + 4096,

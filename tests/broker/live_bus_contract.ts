@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { AlarmChange, LiveBus } from "../../src/domain/ports.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 export interface BusPair {
   readonly a: LiveBus;
@@ -28,14 +29,6 @@ export function change(userId = "kim"): AlarmChange & { kind: "created" } {
       readAt: null,
     },
   };
-}
-
-export async function eventually(check: () => boolean, what: string, ms = 3000) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 const idOf = (c: AlarmChange) => c.kind === "created" ? c.alarm.id : c.ids.join();
@@ -67,7 +60,7 @@ export function liveBusContract(name: string, open: () => Promise<BusPair>) {
       for (const c of fromA) pair.a.publish(c);
       for (const c of fromB) pair.b.publish(c);
       const expected = 250;
-      await eventually(() => atA.length >= expected && atB.length >= expected, "all changes heard");
+      await waitUntil(() => atA.length >= expected && atB.length >= expected, "all changes heard");
       await new Promise((r) => setTimeout(r, 50)); // nothing more may arrive
       for (const heard of pair.separate ? [atA, atB] : [atA]) {
         assert.equal(heard.length, 250);
@@ -88,7 +81,7 @@ export function liveBusContract(name: string, open: () => Promise<BusPair>) {
       await Promise.all([pair.a.ready(), pair.b.ready()]);
       const read: AlarmChange = { kind: "read", userId: "kim", ids: ["01A", "01B"], unread: 3 };
       pair.a.publish(read);
-      await eventually(() => heard.length === 1, "read change heard");
+      await waitUntil(() => heard.length === 1, "read change heard");
       assert.deepEqual(heard[0], read);
       stop();
       pair.a.publish(change());

@@ -5,7 +5,8 @@ import { createMemoryBus } from "../../src/broker/memory_bus.ts";
 import { createRedisBus, RejectedMessageError } from "../../src/broker/redis_bus.ts";
 import type { AlarmChange } from "../../src/domain/ports.ts";
 import { redisAvailable, startRedis } from "../helpers/redis.ts";
-import { change, eventually, liveBusContract } from "./live_bus_contract.ts";
+import { change, liveBusContract } from "./live_bus_contract.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 liveBusContract("memory bus", () => {
   const bus = createMemoryBus();
@@ -71,18 +72,18 @@ Deno.test({
       const lost = change();
       a.publish(lost); // Redis is down: this one cannot cross (it would be in KV, for real)
       await redis.restart();
-      await eventually(() => gaps === 1, "a gap reported after the outage", 8000);
+      await waitUntil(() => gaps === 1, "a gap reported after the outage", 8000);
       // b is back; a reconnects on its own schedule.
       let aReady = false;
       const poll = setInterval(() => a.ready().then(() => (aReady = true), () => {}), 20);
       try {
-        await eventually(() => aReady, "the publisher reconnected", 8000);
+        await waitUntil(() => aReady, "the publisher reconnected", 8000);
       } finally {
         clearInterval(poll);
       }
       const after = change();
       a.publish(after);
-      await eventually(() => heard.includes(after.alarm.id), "fan-out resumed");
+      await waitUntil(() => heard.includes(after.alarm.id), "fan-out resumed");
       assert.ok(!heard.includes(lost.alarm.id), "pub/sub does not replay; the gap says so");
     } finally {
       await a.close();
@@ -126,10 +127,10 @@ Deno.test({
       const real = change("kim");
       a.publish(real);
 
-      await eventually(() => heard.length === 1, "the real change heard");
+      await waitUntil(() => heard.length === 1, "the real change heard");
       assert.deepEqual(heard, [real], "only the authentic change is delivered");
       // b and a each rejected the four foreign messages; the stranger's own copy is its echo.
-      await eventually(() => rejected.length === 8, "every foreign message rejected");
+      await waitUntil(() => rejected.length === 8, "every foreign message rejected");
       assert.equal(gaps, 4, "each rejection is a gap for b");
       const reasons = rejected.map((e) => e.reason);
       assert.equal(reasons.filter((r) => /bad HMAC/.test(r)).length, 4, reasons.join("; "));
@@ -185,8 +186,8 @@ Deno.test({
         await raw.publish("alarmd:changes", await sign({ from: "peer", change: shape }));
         if (i === 3) await raw.publish("alarmd:changes", await sign({ from: "peer" }));
       }
-      await eventually(() => heard.length === sent.length, "the good ones heard");
-      await eventually(() => rejected.length === badShapes.length + 1, "the bad ones rejected");
+      await waitUntil(() => heard.length === sent.length, "the good ones heard");
+      await waitUntil(() => rejected.length === badShapes.length + 1, "the bad ones rejected");
       assert.deepEqual(heard, sent, "delivered in arrival order");
       assert.equal(gaps, badShapes.length + 1);
       for (const e of rejected) assert.match(e.reason, /^bad shape: /);

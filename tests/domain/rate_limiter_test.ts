@@ -19,6 +19,7 @@ Deno.test("a bucket holds at least the largest cost, whatever the rate", () => {
   const clock = createFakeClock();
   const limiter = createRateLimiter({
     name: "publish",
+    scope: "publisher",
     ratePerSecond: 1,
     burst: 2,
     largestCost: 500,
@@ -37,6 +38,7 @@ Deno.test("Retry-After is honest: the same take passes after it, and not a secon
     const clock = createFakeClock(1_000_003);
     const limiter = createRateLimiter({
       name: "publish",
+      scope: "publisher",
       ratePerSecond: rate,
       burst: 2 * rate,
       largestCost: 500,
@@ -56,5 +58,22 @@ Deno.test("Retry-After is honest: the same take passes after it, and not a secon
       } else clock.tick(retryAfter * 1000);
       assert.equal(refusal(() => limiter.take("k", cost)), null, `rate ${rate}, cost ${cost}`);
     }
+  }
+});
+
+Deno.test("a refusal names the limiter's own scope: a client address's, a publisher's, a user's", () => {
+  for (const scope of ["address", "publisher", "user"] as const) {
+    const limiter = createRateLimiter({
+      name: "connection attempt",
+      scope,
+      ratePerSecond: 1,
+      burst: 1,
+      clock: createFakeClock(),
+    });
+    limiter.take("127.0.0.1");
+    assert.throws(
+      () => limiter.take("127.0.0.1"),
+      (error) => error instanceof LimitExceededError && error.scope === scope,
+    );
   }
 });

@@ -14,6 +14,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 /**
  * What a browser logs while the server is deliberately stopped: refused connections, and a 503
@@ -85,20 +86,6 @@ async function publish(
   });
   assert.equal(res.status, 201, await res.clone().text());
   return await res.json();
-}
-
-/** Polls `check` until it returns true; fails with `what` and the last value otherwise. */
-async function eventually(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Asserts that `check` holds for all of `ms` (nothing changes behind the test's back). */
@@ -187,7 +174,7 @@ Deno.test({
       }
       for (const page of pages) await waitForState(page, ["connected"]);
       for (const page of pages) await recordAlarmEvents(page);
-      await eventually("kim has one stream", () => server.server.connectionCount("kim") === 1);
+      await waitUntil(() => server.server.connectionCount("kim") === 1, "kim has one stream");
       await stays("kim keeps exactly one stream", () => server.server.connectionCount("kim") === 1);
       assert.equal(server.server.connectionCount(), 1);
       assert.equal(
@@ -220,9 +207,9 @@ Deno.test({
       for (const page of rest) {
         await item(page, second.id).waitFor({ state: "visible", timeout: 5_000 });
       }
-      await eventually(
-        "kim has one stream again",
+      await waitUntil(
         () => server.server.connectionCount("kim") === 1,
+        "kim has one stream again",
       );
       await stays("kim keeps exactly one stream", () => server.server.connectionCount("kim") === 1);
       assert.equal(server.server.connectionCount(), 1);
@@ -242,13 +229,13 @@ Deno.test({
       const [reader, watcher] = rest;
       const before = await badge(watcher);
       await item(reader, second.id).getByRole("button", { name: /^Mark .* read$/ }).click();
-      await eventually(
-        "the other tab's badge drops by one",
+      await waitUntil(
         async () => await badge(watcher) === before - 1,
+        "the other tab's badge drops by one",
       );
-      await eventually(
-        "the item is no longer unread in the other tab",
+      await waitUntil(
         async () => !(await item(watcher, second.id).getAttribute("class"))?.includes("unread"),
+        "the item is no longer unread in the other tab",
       );
       assert.match(String(await item(watcher, first.id).getAttribute("class")), /\bunread\b/);
       assert.equal(await badge(reader), before - 1);
@@ -280,9 +267,9 @@ Deno.test({
       }
       log.expected = null;
       for (const page of rest) await page.unrouteAll();
-      await eventually(
-        "kim has one stream on the new server",
+      await waitUntil(
         () => server.server.connectionCount("kim") === 1,
+        "kim has one stream on the new server",
       );
       for (const page of rest) {
         for (const alarm of [first, second, third, fourth]) {
@@ -434,7 +421,7 @@ Deno.test({
     });
     await page.goto(`${server.url}/?token=${token}`);
     await page.locator('#status[data-state="connected"]').waitFor({ timeout: 5_000 });
-    await eventually("the list was read", () => served > 0);
+    await waitUntil(() => served > 0, "the list was read");
 
     const read = await server.fetch(`/api/v1/users/alarms/${old.id}/read`, {
       method: "POST",
@@ -443,12 +430,12 @@ Deno.test({
     assert.ok(read.ok, `mark read: ${read.status}`);
     await read.body?.cancel();
     const fresh = await publish(server, "mention", "a newer alarm", "lee");
-    await eventually(
-      "the stream delivered the new alarm",
+    await waitUntil(
       async () => await client(page, "lastEventId") === fresh.id,
+      "the stream delivered the new alarm",
     );
     release.resolve();
-    await eventually("the held lists reached the page", () => held === 0);
+    await waitUntil(() => held === 0, "the held lists reached the page");
     await page.unrouteAll({ behavior: "wait" });
 
     await item(page, fresh.id).waitFor({ timeout: 1_000 });
@@ -524,7 +511,7 @@ Deno.test({
       await item(page, old.id).waitFor({ timeout: 1_000 });
       pages.push(page);
     }
-    await eventually("one stream", () => server.server.connectionCount("noa") === 1);
+    await waitUntil(() => server.server.connectionCount("noa") === 1, "one stream");
     const leaders = await Promise.all(pages.map((p) => client<boolean>(p, "isLeader")));
     const [leader, other] = leaders[0] ? pages : [pages[1], pages[0]];
     // The next leader's stream is held back until the alarm exists: only a resume finds it.
@@ -595,7 +582,7 @@ async function startClientPage(context: BrowserContext, server: TestServer, toke
     client.start();
   })()`);
   await recordAlarmEvents(page);
-  await eventually("the client connects", async () => await client(page, "state") === "connected");
+  await waitUntil(async () => await client(page, "state") === "connected", "the client connects");
   return page;
 }
 
@@ -616,16 +603,16 @@ Deno.test({
       const second = await startClientPage(tabs, server, await server.userToken("bo"));
       errors.watch(first, "bo 1");
       errors.watch(second, "bo 2");
-      await eventually("one stream for bo", () => server.server.connectionCount("bo") === 1);
+      await waitUntil(() => server.server.connectionCount("bo") === 1, "one stream for bo");
       const [leader, other] = await client(first, "isLeader") ? [first, second] : [second, first];
       const published = Promise.withResolvers<void>();
       await holdStreams(other, published.promise);
       await leader.close();
       const handedOver = await publish(server, "mention", "during the handover", "bo");
       published.resolve();
-      await eventually(
-        "the next leader replays it",
+      await waitUntil(
         async () => (await alarmEvents(other)).length > 0,
+        "the next leader replays it",
       );
       assert.deepEqual(await alarmEvents(other), [handedOver.id]);
 
@@ -639,24 +626,24 @@ Deno.test({
       const port = server.server.port;
       errors.expected = DOWN;
       await server.close();
-      await eventually(
-        "cy is disconnected",
+      await waitUntil(
         async () => await client(solo, "state") !== "connected",
+        "cy is disconnected",
       );
       const restarted = Promise.withResolvers<void>();
       await holdStreams(solo, restarted.promise);
       server = await startTestServer({ port, retryMs: RETRY_MS }, { dir });
       const missed = await publish(server, "mention", "during the restart", "cy");
       restarted.resolve();
-      await eventually(
-        "cy reconnects",
+      await waitUntil(
         async () => await client(solo, "state") === "connected",
+        "cy reconnects",
         10_000,
       );
       errors.expected = null;
-      await eventually(
-        "the reconnect replays it",
+      await waitUntil(
         async () => (await alarmEvents(solo)).length > 0,
+        "the reconnect replays it",
       );
       assert.deepEqual(await alarmEvents(solo), [missed.id]);
       assert.equal(await client(solo, "unread"), 2);

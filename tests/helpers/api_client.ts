@@ -3,7 +3,7 @@
  * it (status, then content type, then body) and walk the alarm API like a client would.
  */
 import assert from "node:assert/strict";
-import type { TestServer } from "../helpers/test_server.ts";
+import type { TestServer } from "./test_server.ts";
 
 /** A ULID in Crockford base32 (what alarmd uses for ids, per the contract "sorts in creation order"). */
 export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
@@ -169,7 +169,16 @@ export function remove(server: TestServer, token: string, id: string): Promise<R
   });
 }
 
-/** Serializes `data` like the server counts it: UTF-8 bytes of its JSON. */
+/** Serializes `value` like the server counts it: UTF-8 bytes of its JSON. */
 export function jsonBytes(value: unknown): number {
   return new TextEncoder().encode(JSON.stringify(value)).byteLength;
+}
+
+export const KIB = 1024;
+
+/** `{"s":"xxx…"}` serialized to exactly `bytes` UTF-8 bytes. */
+export function dataOfBytes(bytes: number): Record<string, unknown> {
+  const data = { s: "x".repeat(bytes - jsonBytes({ s: "" })) };
+  assert.equal(jsonBytes(data), bytes);
+  return data;
 }

@@ -1,31 +1,20 @@
 /**
- * Fixtures for the live-stream tests: publishing through the real HTTP API, the exact SSE frames
- * the contract (shared/api.md, "Live stream") promises, a raw TCP client that never reads, and
- * a reader that tells a clean end of stream from a broken one.
+ * Fixtures for the live-stream tests: publishing through the real HTTP API, reading the stream
+ * (the frames themselves are in sse_frames.ts), a raw TCP client that never reads, and a reader
+ * that tells a clean end of stream from a broken one.
  */
 import assert from "node:assert/strict";
-import type { FakeClock } from "../helpers/fake_clock.ts";
-import type { SseStream } from "../helpers/sse_client.ts";
-import type { TestServer } from "../helpers/test_server.ts";
-import { startTestServer } from "../helpers/test_server.ts";
+import { listAll } from "./api_client.ts";
+import type { FakeClock } from "./fake_clock.ts";
+import type { SseStream } from "./sse_client.ts";
+import type { TestServer } from "./test_server.ts";
+import { startTestServer } from "./test_server.ts";
+import { delay, within } from "./wait.ts";
 
 export const SUBSCRIBE_PATH = "/api/v1/users/alarm/subscribe";
 
 import type { Alarm } from "../../src/domain/alarm.ts";
 export type { Alarm };
-
-/** Fails instead of hanging when `promise` does not settle in time. */
-export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * startTestServer whose close fails the test after 10 s instead of hanging the suite: the
@@ -93,17 +82,7 @@ export async function createAlarms(
 
 /** Every stored alarm id of the token's user, oldest first, read through the list API. */
 export async function storedIds(server: TestServer, userToken: string): Promise<string[]> {
-  const ids: string[] = [];
-  let cursor: string | null = null;
-  do {
-    const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    const res = await server.fetch(`/api/v1/users/alarms?limit=100${query}`, { token: userToken });
-    assert.equal(res.status, 200);
-    const page = await res.json() as { items: Alarm[]; nextCursor: string | null };
-    ids.push(...page.items.map((a) => a.id));
-    cursor = page.nextCursor;
-  } while (cursor);
-  return ids.reverse();
+  return (await listAll(server, userToken)).map((a) => a.id).reverse();
 }
 
 export async function userAction(
@@ -115,19 +94,6 @@ export async function userAction(
   const res = await server.fetch(path, { method, token: userToken });
   await res.body?.cancel();
   assert.equal(res.status, 204, `${method} ${path}`);
-}
-
-/** The frame the contract promises for one alarm. */
-export function alarmFrame(alarm: Alarm): string {
-  return `id: ${alarm.id}\nevent: alarm\ndata: ${JSON.stringify(alarm)}\n\n`;
-}
-
-export function changeFrame(
-  event: "read" | "deleted",
-  ids: readonly string[],
-  unread: number,
-): string {
-  return `event: ${event}\ndata: ${JSON.stringify({ ids, unread })}\n\n`;
 }
 
 /** Waits for the connect event and returns its parsed data. */
@@ -151,18 +117,6 @@ export function alarmIds(stream: SseStream): string[] {
   return stream.events.filter((e) => e.event === "alarm").map((e) => e.id!);
 }
 
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await delay(10);
-  }
-}
-
 /**
  * Moves a fake clock forward in steps, letting real I/O run between them, as time passes for a
  * real server: one synchronous jump would make every write in flight look stuck for the whole jump.
@@ -172,10 +126,6 @@ export async function advance(clock: FakeClock, ms: number, stepMs = 1000): Prom
     clock.tick(Math.min(stepMs, left));
     await delay(1);
   }
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export function assertStrictlyIncreasing(ids: readonly string[], what: string): void {

@@ -1,4 +1,6 @@
 /** alarmd as a real child process (`deno run main.ts …`), for CLI, signal and crash tests. */
+import { delay } from "./wait.ts";
+
 const ROOT = new URL("../../", import.meta.url);
 
 export interface AlarmdProcess extends AsyncDisposable {
@@ -62,7 +64,7 @@ export async function startProcess(
       if (Date.now() > deadline) {
         throw new Error(`timed out waiting for ${pattern}: ${out}\n${err}`);
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
     }
     return out;
   }
@@ -144,7 +146,7 @@ export async function startServeProcess(
         [Symbol.asyncDispose]: async () => void await stop("SIGKILL"),
       };
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await delay(25);
   }
   await stop("SIGKILL");
   throw new Error(`alarmd did not start: ${proc.stderr()}`);

@@ -3,6 +3,8 @@
  * loopback port, no persistence. Tests that need it call `redisAvailable()` first: under CI
  * a missing server is a failure, elsewhere the test is skipped with the reason printed.
  */
+import { delay } from "./wait.ts";
+
 export interface RedisServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
@@ -46,7 +48,7 @@ async function waitForPort(port: number, up: boolean) {
     } catch {
       if (!up) return;
     }
-    await new Promise((r) => setTimeout(r, 25));
+    await delay(25);
   }
   throw new Error(`redis on ${port} did not come ${up ? "up" : "down"}`);
 }

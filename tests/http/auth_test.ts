@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { startTestServer, TEST_SECRET } from "../helpers/test_server.ts";
-import type { AlarmJson } from "./api_client.ts";
+import type { AlarmJson } from "../helpers/api_client.ts";
 import {
   createOk,
   expectError,
@@ -16,7 +16,7 @@ import {
   markRead,
   remove,
   unreadCount,
-} from "./api_client.ts";
+} from "../helpers/api_client.ts";
 
 const KEY = new TextEncoder().encode(TEST_SECRET);
 const nowSeconds = () => Math.floor(Date.now() / 1000);

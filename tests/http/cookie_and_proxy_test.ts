@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { openSse } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-import { createOk, expectError, expectNoContent, unreadCount } from "./api_client.ts";
+import { createOk, expectError, expectNoContent, unreadCount } from "../helpers/api_client.ts";
 
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
 

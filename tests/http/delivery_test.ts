@@ -9,17 +9,14 @@ import { openSse } from "../helpers/sse_client.ts";
 import type { SseStream } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { publisherToken, userToken } from "../helpers/test_server.ts";
-import type { Alarm, ServerHandle } from "./live_fixtures.ts";
+import type { Alarm, ServerHandle } from "../helpers/live_fixtures.ts";
 import {
   afterConnect,
-  alarmFrame,
   alarmIds,
   assertStrictlyIncreasing,
-  changeFrame,
   connectData,
   createAlarm,
   createAlarms,
-  delay,
   median,
   openStalledClient,
   residentBytes,
@@ -28,9 +25,9 @@ import {
   storedIds,
   SUBSCRIBE_PATH,
   userAction,
-  waitUntil,
-  within,
-} from "./live_fixtures.ts";
+} from "../helpers/live_fixtures.ts";
+import { alarmFrame, changeFrame } from "../helpers/sse_frames.ts";
+import { delay, waitUntil, within } from "../helpers/wait.ts";
 import { startServeProcess } from "../helpers/process.ts";
 
 const KIB4 = { blob: "x".repeat(4096) };

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { startServeProcess } from "../helpers/process.ts";
 import { publisherToken, startTestServer } from "../helpers/test_server.ts";
-import type { AlarmJson } from "./api_client.ts";
+import type { AlarmJson } from "../helpers/api_client.ts";
 import {
   create,
   createOk,
@@ -16,7 +16,7 @@ import {
   markRead,
   remove,
   unreadCount,
-} from "./api_client.ts";
+} from "../helpers/api_client.ts";
 
 Deno.test("alarms, read state, deletions and idempotency keys survive a restart on the same KV file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "alarmd-restart-" });

@@ -24,7 +24,9 @@ for (const transport of ["node", "deno"] as const) {
         });
       if (res.status === 429) {
         assert.ok(Number(res.headers.get("retry-after")) >= 1);
-        assert.equal((await res.json()).error.code, "rate_limited");
+        const { error } = await res.json();
+        assert.equal(error.code, "rate_limited");
+        assert.match(error.message, /per publisher/);
       } else await res.body?.cancel();
       return res.status;
     };
@@ -46,12 +48,15 @@ for (const transport of ["node", "deno"] as const) {
   Deno.test(`[${transport}] stream attempts are limited per client address, before authentication`, async () => {
     await using server = await startTestServer({ transport, rateConnectPerIpPerSecond: 1 });
     const statuses = [];
+    let refusal = "";
     for (let i = 0; i < 6; i++) {
       const res = await fetch(server.url + SUBSCRIBE);
       statuses.push(res.status);
-      await res.body?.cancel();
+      if (res.status === 429) refusal = (await res.json()).error.message;
+      else await res.body?.cancel();
     }
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+    assert.match(refusal, /per address/, "the refusal names the address's limit, not a user's");
   });
 
   Deno.test(`[${transport}] CORS admits configured origins on every path, with security headers`, async () => {

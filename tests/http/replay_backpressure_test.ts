@@ -4,30 +4,22 @@
  * gets all of it, each alarm once, in order.
  */
 import assert from "node:assert/strict";
+import { metric } from "../helpers/metrics.ts";
 import { startServeProcess } from "../helpers/process.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { publisherToken, userToken } from "../helpers/test_server.ts";
 import {
   alarmIds,
   createAlarms,
-  delay,
   openStalledClient,
   residentBytes,
   startLiveServer,
   SUBSCRIBE_PATH,
-  waitUntil,
-} from "./live_fixtures.ts";
-import type { StalledClient } from "./live_fixtures.ts";
+} from "../helpers/live_fixtures.ts";
+import { delay, waitUntil } from "../helpers/wait.ts";
+import type { StalledClient } from "../helpers/live_fixtures.ts";
 
 const MIB = 1 << 20;
-
-/** One sample of a metric without labels from GET /metrics. */
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(url + "/metrics")).text();
-  const match = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-  assert.ok(match, `${name} is missing from /metrics`);
-  return Number(match[1]);
-}
 
 /**
  * Samples the bytes queued on streams until the replayed count has not moved for a while (the

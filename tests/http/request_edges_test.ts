@@ -8,9 +8,7 @@ import { chunked, rawRequest } from "../helpers/raw_http.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-import { mintToken } from "../../src/cli/token.ts";
-import { TEST_SECRET } from "../helpers/test_server.ts";
-import { createOk, expectError, expectJson, unreadCount } from "./api_client.ts";
+import { createOk, expectError, expectJson, unreadCount } from "../helpers/api_client.ts";
 
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
 const ALARM = JSON.stringify({ userId: "kim", type: "edge" });
@@ -215,7 +213,7 @@ for (const transport of ["node", "deno"] as const) {
     await using server = await startTestServer({ transport });
     const publisher = await server.publisherToken();
     for (const sub of ["\ud800", "\ud801", "a\udc00b"]) {
-      const token = await mintToken({ secret: TEST_SECRET, sub, publish: false, ttlMs: 60_000 });
+      const token = await server.userToken(sub, 60_000);
       await expectError(await server.fetch("/api/v1/users/alarms", { token }), 401, "unauthorized");
       await expectError(
         await server.fetch("/api/v1/alarms", {

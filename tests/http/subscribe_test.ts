@@ -11,20 +11,19 @@ import type { TestServer } from "../helpers/test_server.ts";
 import {
   advance,
   afterConnect,
-  alarmFrame,
   alarmIds,
   assertStrictlyIncreasing,
   connectData,
   createAlarm,
   createAlarms,
-  delay,
   readToEnd,
   startLiveServer,
   SUBSCRIBE_PATH,
   ulidAt,
   userAction,
-  waitUntil,
-} from "./live_fixtures.ts";
+} from "../helpers/live_fixtures.ts";
+import { alarmFrame } from "../helpers/sse_frames.ts";
+import { delay, waitUntil } from "../helpers/wait.ts";
 
 Deno.test("the stream answers 200 with text/event-stream, no-cache and X-Accel-Buffering: no", async () => {
   await using server = await startLiveServer();

@@ -9,6 +9,7 @@ import { startServeProcess } from "../helpers/process.ts";
 import { readResponse, writeAll } from "../helpers/raw_http.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { publisherToken, userToken } from "../helpers/test_server.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 const OPEN_FILES = 1500;
 const FLOOD = 1600;
@@ -21,14 +22,6 @@ async function healthz(url: string, timeoutMs = 1000): Promise<number | string> 
     return res.status;
   } catch (error) {
     return (error as Error).name;
-  }
-}
-
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean>) {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -88,10 +81,11 @@ for (const transport of ["node", "deno"] as const) {
 
       // New connections are served again once the flood's sockets pass the header deadline,
       // while the flood keeps them open.
-      await until(
+      await waitUntil(
+        async () => (await healthz(proc.url)) === 200,
         "healthz answers during the flood",
         HEADER_TIMEOUT_MS * 4 + 5000,
-        async () => (await healthz(proc.url)) === 200,
+        100,
       );
       assert.equal(await publish() !== "", true);
     } finally {
@@ -104,10 +98,11 @@ for (const transport of ["node", "deno"] as const) {
       }
       keepAlive.close();
     }
-    await until(
+    await waitUntil(
+      async () => (await healthz(proc.url)) === 200,
       "healthz answers after the flood",
       5000,
-      async () => (await healthz(proc.url)) === 200,
+      100,
     );
     await using again = await openSse(`${proc.url}/api/v1/users/alarm/subscribe`, {
       token: await userToken("lee"),

@@ -3,14 +3,8 @@ import { createApp } from "../../src/http/app.ts";
 import { EXAMPLES, openApiDocument } from "../../src/http/openapi.ts";
 import { alarmSchema, batchSchema, newAlarmSchema } from "../../src/http/schemas.ts";
 import { openSse } from "../helpers/sse_client.ts";
+import { sample } from "../helpers/metrics.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-
-/** The value of one sample line of the exposition text, e.g. `alarmd_connections 3`. */
-function sample(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
-  assert.ok(line, `no sample ${series} in:\n${text}`);
-  return Number(line.slice(series.length + 1));
-}
 
 Deno.test("healthz answers without a token; readyz reports KV reachable", async () => {
   await using server = await startTestServer();

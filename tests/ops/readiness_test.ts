@@ -5,16 +5,10 @@
 import assert from "node:assert/strict";
 import { kvKeys } from "../../src/storage/kv_keys.ts";
 import { redisAvailable, startRedis } from "../helpers/redis.ts";
+import { sample } from "../helpers/metrics.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 
 const skipRedis = await redisAvailable();
-
-/** The value of one sample line of the exposition text, e.g. `alarmd_kv_errors_total 3`. */
-function sample(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
-  assert.ok(line, `no sample ${series} in:\n${text}`);
-  return Number(line.slice(series.length + 1));
-}
 
 Deno.test({
   name:

@@ -85,7 +85,11 @@ for (const layout of [1, 2] as const) {
           layout === 1 ? { moved: 4 + 2, dropped: 3 } : { moved: 0, dropped: 3 },
         );
         for (const old of [["a"], ["u"], ["h"]]) assert.equal(await countUnder(kv, old), 0);
-        assert.equal(await countUnder(kv, ["U"]), 4 + 2, "alarms and user states, no unread entries");
+        assert.equal(
+          await countUnder(kv, ["U"]),
+          4 + 2,
+          "alarms and user states, no unread entries",
+        );
         assert.equal(await countUnder(kv, ["t"]), 4, "the retention index stays");
         assert.equal((await kv.get(kvKeys.layoutVersion)).value, KV_LAYOUT_VERSION);
 
