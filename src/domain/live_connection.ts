@@ -287,13 +287,14 @@ export class LiveConnection {
 
   #sendAlarm(alarm: Alarm, replayed: boolean, frame = alarmFrame(alarm)): void {
     this.#cursor = alarm.id;
-    this.#enqueue(frame);
-    this.#options.onAlarmSent?.(alarm, replayed);
+    if (this.#enqueue(frame)) this.#options.onAlarmSent?.(alarm, replayed);
   }
 
-  #enqueue(frame: string): void {
-    if (this.#state === "closed") return;
+  /** False when the frame was not queued: the connection is closed, or just closed as slow. */
+  #enqueue(frame: string): boolean {
+    if (this.#state === "closed") return false;
     this.lastFrameAt = this.#options.clock.now();
     if (!this.#frames.push(frame)) this.close("slow_client");
+    return this.#closeReason === null;
   }
 }

@@ -530,7 +530,7 @@ Deno.test("a client that stops reading is dropped as slow_client once its queue 
   const sink = new FakeSink();
   sink.holding = true;
   const maxQueueBytes = 8 * 1024;
-  const { connection, store, closes } = open({ maxQueueBytes }, { sink });
+  const { connection, store, closes, sent } = open({ maxQueueBytes }, { sink });
   await connection.start();
   const connect = sink.writes[0];
   const frame = alarmFrame(alarm(1, { blob: "x".repeat(900) })).length;
@@ -543,6 +543,7 @@ Deno.test("a client that stops reading is dropped as slow_client once its queue 
   assert.equal(connection.closeReason, "slow_client");
   assert.deepEqual(closes, ["slow_client"]);
   assert.equal(sink.closeCalls, 1);
+  assert.equal(sent.length, fitting, "the alarm that did not fit is not counted as sent");
   await connection.closed;
   sink.releaseAll();
   await settle();

@@ -182,3 +182,18 @@ export function dataOfBytes(bytes: number): Record<string, unknown> {
   assert.equal(jsonBytes(data), bytes);
   return data;
 }
+
+/** A POST whose body is sent as given (a string, bytes or a stream), labelled as JSON. */
+export function postBody(
+  server: TestServer,
+  path: string,
+  token: string,
+  body: BodyInit,
+): Promise<Response> {
+  return server.fetch(path, {
+    method: "POST",
+    token,
+    headers: { "content-type": "application/json" },
+    body,
+  });
+}

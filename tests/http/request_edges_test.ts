@@ -8,7 +8,7 @@ import { chunked, rawRequest } from "../helpers/raw_http.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-import { createOk, expectError, expectJson, unreadCount } from "../helpers/api_client.ts";
+import { createOk, expectError, expectJson, postBody, unreadCount } from "../helpers/api_client.ts";
 
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
 const ALARM = JSON.stringify({ userId: "kim", type: "edge" });
@@ -117,12 +117,7 @@ for (const transport of ["node", "deno"] as const) {
     }
     // Streamed without a length, the limit still holds.
     const stream = ReadableStream.from([big(100 * 1024)].map((s) => new TextEncoder().encode(s)));
-    const res = await server.fetch("/api/v1/alarms", {
-      method: "POST",
-      token: publisher,
-      headers: { "content-type": "application/json" },
-      body: stream,
-    });
+    const res = await postBody(server, "/api/v1/alarms", publisher, stream);
     await expectError(res, 413, "payload_too_large");
     assert.equal(await unreadCount(server, await server.userToken("kim")), 0);
   });

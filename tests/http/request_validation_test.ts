@@ -12,6 +12,7 @@ import {
   expectValidationError,
   KIB,
   listAll,
+  postBody,
 } from "../helpers/api_client.ts";
 
 /** `levels` objects nested in each other: `{}` is 1 level, `{"a":{}}` is 2. */
@@ -151,12 +152,12 @@ Deno.test("data nested deeper than 32 levels is 400; 32 levels are accepted", as
   );
   // Far deeper than allowed, within the body limit: still a 400, never a 500.
   const deepArrays = "[".repeat(20_000) + "]".repeat(20_000);
-  const res = await server.fetch("/api/v1/alarms", {
-    method: "POST",
-    token: publisher,
-    headers: { "content-type": "application/json" },
-    body: `{"userId":"kim","type":"t","data":{"a":${deepArrays}}}`,
-  });
+  const res = await postBody(
+    server,
+    "/api/v1/alarms",
+    publisher,
+    `{"userId":"kim","type":"t","data":{"a":${deepArrays}}}`,
+  );
   await expectValidationError(res);
   assert.equal((await listAll(server, await server.userToken("kim"))).length, 1);
 });
@@ -166,12 +167,7 @@ Deno.test("a body over the size limit is 413 payload_too_large, with or without 
   const publisher = await server.publisherToken();
   const huge = JSON.stringify({ userId: "kim", type: "t", data: { s: "x".repeat(200 * KIB) } });
 
-  const sized = await server.fetch("/api/v1/alarms", {
-    method: "POST",
-    token: publisher,
-    headers: { "content-type": "application/json" },
-    body: huge,
-  });
+  const sized = await postBody(server, "/api/v1/alarms", publisher, huge);
   await expectError(sized, 413, "payload_too_large");
 
   const bytes = new TextEncoder().encode(huge);
@@ -193,12 +189,7 @@ Deno.test("a body over the size limit is 413 payload_too_large, with or without 
   const batchBody = JSON.stringify({
     alarms: [{ userId: "kim", type: "t", data: { s: "x".repeat(6 * 1024 * KIB) } }],
   });
-  const batch = await server.fetch("/api/v1/alarms/batch", {
-    method: "POST",
-    token: publisher,
-    headers: { "content-type": "application/json" },
-    body: batchBody,
-  });
+  const batch = await postBody(server, "/api/v1/alarms/batch", publisher, batchBody);
   await expectError(batch, 413, "payload_too_large");
   assert.deepEqual(await listAll(server, await server.userToken("kim")), []);
 });
