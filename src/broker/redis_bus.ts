@@ -58,7 +58,8 @@ const MAC_HEX_CHARS = 64;
 export function createRedisBus(options: RedisBusOptions): LiveBus {
   if (options.key.byteLength < 32) throw new Error("the Redis bus key must be at least 32 bytes");
   const channel = options.channel ?? "alarmd:changes";
-  const id = crypto.randomUUID();
+  /** This instance, so that it skips its own messages coming back from Redis. */
+  const instanceId = crypto.randomUUID();
   const local = createLocalListeners(options.onError);
   const hmacKey = crypto.subtle.importKey(
     "raw",
@@ -68,8 +69,8 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
     ["sign", "verify"],
   );
   const common = { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 2000) };
-  const pub = new Redis(options.url, { ...common, enableOfflineQueue: false });
-  const sub = new Redis(options.url, { ...common, enableOfflineQueue: true });
+  const publisher = new Redis(options.url, { ...common, enableOfflineQueue: false });
+  const subscriber = new Redis(options.url, { ...common, enableOfflineQueue: true });
   let closed = false;
   let everReady = false;
   let lost = false;
@@ -77,14 +78,14 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
   let sending: Promise<void> = Promise.resolve();
   let delivering: Promise<void> = Promise.resolve();
 
-  sub.on("error", (error) => options.onError?.(error));
-  pub.on("error", (error) => options.onError?.(error));
-  sub.on("close", () => {
+  subscriber.on("error", (error) => options.onError?.(error));
+  publisher.on("error", (error) => options.onError?.(error));
+  subscriber.on("close", () => {
     if (closed || !everReady) return;
     if (!lost) options.onState?.("disconnected");
     lost = true;
   });
-  sub.on("ready", () => {
+  subscriber.on("ready", () => {
     // ioredis re-subscribes on reconnect; whatever was published meanwhile is gone.
     if (lost) {
       lost = false;
@@ -93,24 +94,24 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
     }
     everReady = true;
   });
-  sub.on("message", (_channel: string, raw: string) => {
-    const opened = open(raw);
+  subscriber.on("message", (_channel: string, raw: string) => {
+    const verified = verify(raw);
     delivering = delivering.then(async () => {
-      const result = await opened;
+      const result = await verified;
       if (closed) return;
       if (typeof result === "string") {
         const preview = raw.length > PREVIEW_CHARS ? `${raw.slice(0, PREVIEW_CHARS)}…` : raw;
         local.gap();
         options.onError?.(new RejectedMessageError(channel, result, preview));
-      } else if (result.from !== id) {
+      } else if (result.from !== instanceId) {
         local.deliver(result.change);
       }
     }).catch((error) => options.onError?.(error));
   });
-  const subscribed = sub.subscribe(channel).catch((error) => options.onError?.(error));
+  const subscribed = subscriber.subscribe(channel).catch((error) => options.onError?.(error));
 
   /** The envelope in `raw`, or why it is refused. Never rejects. */
-  async function open(raw: string): Promise<Envelope | string> {
+  async function verify(raw: string): Promise<Envelope | string> {
     if (!raw.startsWith(VERSION_PREFIX)) return "not an alarmd envelope";
     const macEnd = VERSION_PREFIX.length + MAC_HEX_CHARS;
     const mac = hexBytes(raw.slice(VERSION_PREFIX.length, macEnd));
@@ -139,7 +140,7 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
   }
 
   /** The wire message for `payload`, or null (reported) if it cannot be signed. Never rejects. */
-  async function seal(payload: string): Promise<string | null> {
+  async function sign(payload: string): Promise<string | null> {
     try {
       const data = new TextEncoder().encode(payload);
       const mac = await crypto.subtle.sign("HMAC", await hmacKey, data);
@@ -153,13 +154,13 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
   return {
     publish(change) {
       local.deliver(change);
-      const envelope: Envelope = { from: id, change };
-      const sealed = seal(JSON.stringify(envelope));
+      const envelope: Envelope = { from: instanceId, change };
+      const signed = sign(JSON.stringify(envelope));
       // Handed to Redis in publish order; nothing waits for Redis to answer.
       sending = sending.then(async () => {
-        const message = await sealed;
+        const message = await signed;
         if (message === null) return;
-        pub.publish(channel, message).catch((error) => options.onError?.(error));
+        publisher.publish(channel, message).catch((error) => options.onError?.(error));
       }).catch((error) => options.onError?.(error));
     },
     subscribe: local.subscribe,
@@ -175,23 +176,23 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
       try {
         await Promise.race([subscribed, timeout]);
         try {
-          await Promise.race([pub.ping(), timeout]);
+          await Promise.race([publisher.ping(), timeout]);
         } catch {
           throw new UnavailableError("Redis is unreachable");
         }
       } finally {
         clearTimeout(timer);
       }
-      if (sub.status !== "ready") throw new UnavailableError("Redis subscription is down");
+      if (subscriber.status !== "ready") throw new UnavailableError("Redis subscription is down");
     },
     async close() {
       // What was published before close still goes out.
       await sending;
       closed = true;
       local.clear();
-      await Promise.allSettled([sub.quit(), pub.quit()]);
-      sub.disconnect();
-      pub.disconnect();
+      await Promise.allSettled([subscriber.quit(), publisher.quit()]);
+      subscriber.disconnect();
+      publisher.disconnect();
     },
   };
 }

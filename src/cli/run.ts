@@ -93,7 +93,8 @@ async function startWorkers(config: Config, logger: Logger): Promise<(() => Prom
   const stops: (() => Promise<void>)[] = [];
   for (let worker = 1; worker < config.workers; worker++) {
     const isolate = new Worker(new URL("../worker.ts", import.meta.url), { type: "module" });
-    const reply = (kind: string) =>
+    /** The worker's next message of `kind`, or its failure. */
+    const nextMessage = (kind: string) =>
       new Promise<{ kind: string; error?: string }>((resolve) => {
         const listener = (event: MessageEvent) => {
           if (event.data.kind === kind || event.data.kind === "failed") {
@@ -103,12 +104,12 @@ async function startWorkers(config: Config, logger: Logger): Promise<(() => Prom
         };
         isolate.addEventListener("message", listener);
       });
-    const started = reply("started");
+    const started = nextMessage("started");
     isolate.postMessage({ kind: "start", config, worker });
     const outcome = await started;
     if (outcome.kind === "failed") throw new Error(`worker ${worker} failed: ${outcome.error}`);
     stops.push(async () => {
-      const stopped = reply("stopped");
+      const stopped = nextMessage("stopped");
       isolate.postMessage({ kind: "stop" });
       await stopped;
       isolate.terminate();
