@@ -11,6 +11,8 @@
  *   replay    reconnect 1,000 alarms behind: time to the last replayed alarm
  *   storm     every stream drops; an alarm per user is created meanwhile; all reconnect at once
  *             with Last-Event-ID: time until all are back and every alarm arrived once
+ *   push      on its own (bench/push_bench.ts): publishing with Web Push off and on, every user
+ *             offline, `--connections` users each with a subscription on a test push service
  * Prints a table and one JSON line. Loopback only; every loop is bounded in count and time.
  *
  *   deno task bench [--connections 10000] [--rate 5000] [--seconds 10] [--clients 2]
@@ -23,6 +25,7 @@
  *                   [--sockets 1024]   the publisher's keep-alive sockets (requests outstanding)
  */
 import { SignJWT } from "jose";
+import { runPushBench } from "./push_bench.ts";
 import { cpuByKindSince, processTicks, TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -547,6 +550,20 @@ async function runScenarios(target: Target, opts: Options) {
 
 async function main() {
   const opts = parseOptions(Deno.args);
+  if (opts.scenarios.includes("push")) {
+    // Its own runs: push off and on alternate, each on a fresh server.
+    const result = await runPushBench(
+      { rate: opts.rate, seconds: opts.seconds, users: opts.connections, sockets: opts.sockets },
+      {
+        spawn: (env) => spawnAlarmd({ ...opts, env: { ...opts.env, ...env } }),
+        publish: runPublisher,
+        token: (sub, publish) => signToken(opts.secret, sub, publish),
+      },
+    );
+    console.table(result.runs);
+    console.log(JSON.stringify(result));
+    return;
+  }
   const runs: Record<string, Record<string, Record<string, unknown>>> = {};
   const alarmd: Target = opts.url
     ? {

@@ -18,6 +18,8 @@ interface PublishCommand {
   url: string;
   token: string;
   mode?: "alarmd" | "nchan";
+  /** Each alarm carries a notification, so that it is pushed to users with no stream open. */
+  notification?: boolean;
 }
 
 const cmd = JSON.parse(await new Response(Deno.stdin.readable).text());
@@ -40,7 +42,12 @@ function post(cmd: PublishCommand, userId: string, data: unknown): Promise<numbe
       "POST",
       "/api/v1/alarms",
       { authorization: `Bearer ${cmd.token}`, "content-type": "application/json" },
-      JSON.stringify({ userId, type: "bench", data }),
+      JSON.stringify({
+        userId,
+        type: "bench",
+        data,
+        ...(cmd.notification ? { notification: { title: "bench", body: "a pushed alarm" } } : {}),
+      }),
     );
 }
 

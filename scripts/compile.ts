@@ -22,6 +22,9 @@ export const COMPILE_FLAGS = [
   // Spawned by `serve --workers N`: not reachable by static imports.
   "--include",
   "src/worker.ts",
+  // The Web Push sender's isolate, started with `new Worker`.
+  "--include",
+  "src/push_worker.ts",
   "--no-check",
 ];
 

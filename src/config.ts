@@ -78,6 +78,23 @@ export const configSchema = z.object({
     },
     "must be comma-separated IP addresses or CIDR ranges such as 10.0.0.0/8, ::1",
   ),
+  /** `offline`: push alarms with a notification to users with no live stream; `always`; `off`. */
+  push: z.enum(["offline", "always", "off"]).default("offline"),
+  /** The VAPID `sub` (`mailto:` or `https:`): without it push is off. */
+  vapidSubject: z.string().regex(/^(mailto:.+|https:\/\/.+)$/, "must be a mailto: or https: URL")
+    .optional(),
+  /** A fixed VAPID key pair (base64url raw P-256 keys); else one is generated once, kept in KV. */
+  vapidPublicKey: z.string().regex(/^[A-Za-z0-9_-]{86,88}={0,2}$/, "must be base64url").optional(),
+  vapidPrivateKey: z.string().regex(/^[A-Za-z0-9_-]{42,44}={0,2}$/, "must be base64url").optional(),
+  /** Push service origins allowed instead of the known ones (comma-separated). */
+  pushAllowedOrigins: z.string().default("").refine(
+    (v) => v === "" || v.split(",").every((o) => /^https?:\/\/[^/\s,]+$/.test(o.trim())),
+    "must be comma-separated origins like https://push.example.com or http://127.0.0.1:9000",
+  ),
+  /** How long a push service keeps an undelivered message, and how long alarmd retries. */
+  pushTtlSeconds: int(0, 28 * 86_400).default(86_400),
+  /** Pushes waiting in the outbox at most; past it the oldest are dropped and counted. */
+  pushMaxPending: int(1, 100_000_000).default(1_000_000),
 });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
@@ -131,7 +148,7 @@ export function loadConfig(
     const issue = parsed.error.issues[0];
     const key = String(issue.path[0]);
     // URLs may carry credentials (redis://user:pass@…): masked here as in describeConfig.
-    const shown = key === "jwtSecret"
+    const shown = key === "jwtSecret" || key === "vapidPrivateKey"
       ? "(hidden)"
       : String(JSON.stringify(input[key])).replace(/\/\/[^@/]*@/, "//***@");
     throw new ConfigError(
@@ -143,10 +160,11 @@ export function loadConfig(
 
 /** The settings without secrets, for the start-up log line. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { jwtSecret, redisUrl, jwtJwksUrl, ...rest } = config;
+  const { jwtSecret, redisUrl, jwtJwksUrl, vapidPrivateKey, ...rest } = config;
   return {
     ...rest,
     jwtSecret: jwtSecret ? "(set)" : undefined,
+    vapidPrivateKey: vapidPrivateKey ? "(set)" : undefined,
     redisUrl: redisUrl?.replace(/\/\/[^@/]*@/, "//***@"),
     jwtJwksUrl: jwtJwksUrl?.replace(/\/\/[^@/]*@/, "//***@"),
   };

@@ -136,7 +136,14 @@ export function createMetrics(sources: {
       [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     ),
     kvErrors: new Counter("alarmd_kv_errors_total", "Deno KV operations that failed."),
+    pushes: new Counter(
+      "alarmd_pushes_total",
+      "Web Push messages and due pushes, by result (sent, gone, retried, rejected, expired, " +
+        "skipped, dropped).",
+    ),
   };
+  /** Set by the push sender on the instance holding the lease; 0 elsewhere. */
+  const outbox = { pending: 0, oldestDueAt: null as number | null };
   const gauges = [
     new Gauge("alarmd_connections", "Open streams.", sources.connections),
     new Gauge(
@@ -154,10 +161,21 @@ export function createMetrics(sources: {
       "V8 heap in use.",
       () => sources.memory().heapUsed,
     ),
+    new Gauge(
+      "alarmd_push_outbox_pending",
+      "Pushes waiting in the outbox (reported by the instance that sends).",
+      () => outbox.pending,
+    ),
+    new Gauge(
+      "alarmd_push_outbox_oldest_due_seconds",
+      "Age of the oldest due push in the outbox; 0 when none is due.",
+      () => outbox.oldestDueAt === null ? 0 : Math.max(0, (Date.now() - outbox.oldestDueAt) / 1000),
+    ),
   ];
   const all: Metric[] = [...gauges, ...Object.values(metrics)];
   return {
     ...metrics,
+    outbox,
     /** The exposition text for GET /metrics. */
     render: () => all.map((m) => m.render()).join(""),
   };

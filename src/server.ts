@@ -24,6 +24,8 @@ import { memoryCap, readContainerMemoryLimit, watchMemory } from "./memory_limit
 import { createMetrics } from "./metrics.ts";
 import { FD_RESERVE, readOpenFileLimit, socketCap, streamCap } from "./open_file_limit.ts";
 import { openKv, openReadKv } from "./open_kv.ts";
+import { openPresence } from "./open_presence.ts";
+import { setUpPush } from "./push_setup.ts";
 import { createKvAlarmStore } from "./storage/kv_alarm_store.ts";
 import { loadBusKey } from "./storage/kv_bus_key.ts";
 import { ensureKvLayout } from "./storage/kv_layout.ts";
@@ -83,6 +85,7 @@ export async function startServer(
     clock,
     retentionMs,
     maxAlarmsPerUser: config.maxAlarmsPerUser,
+    pushTtlMs: config.pushTtlSeconds * 1000,
     onError: (error) => {
       metrics.kvErrors.inc();
       logger.error("storage error", errorFields(error));
@@ -118,7 +121,8 @@ export async function startServer(
     : severalWorkers
     ? createBroadcastBus({ onError: onBusError })
     : createMemoryBus({ onError: onBusError });
-  const service = createAlarmService({ store, bus });
+  // Whether a push is due needs presence, which needs the hub: both exist before any publish.
+  const service = createAlarmService({ store, bus, pushDue: (u) => push?.pushDue(u) ?? false });
   const openFiles = readOpenFileLimit();
   const maxConnections = streamCap(config.maxConnections, openFiles, config.workers);
   if (maxConnections < config.maxConnections && worker === 0) {
@@ -167,6 +171,9 @@ export async function startServer(
     },
     observer: createHubObserver({ metrics, logger, clock }),
   });
+  const presence = await openPresence(config, { kv, hub, clock, logger });
+  const online = (userId: string) => presence.online(userId);
+  const push = await setUpPush(config, { kv, readKv, clock, logger, metrics, online });
   const authenticate = createJwtAuthenticator({
     secret: config.jwtSecret,
     jwksUrl: config.jwtJwksUrl,
@@ -206,6 +213,8 @@ export async function startServer(
     proxies: parseTrustedProxies(config.trustedProxies),
     service,
     hub,
+    presence,
+    push: push?.service,
     authenticate,
     worker,
     ready: async () => {
@@ -249,6 +258,7 @@ export async function startServer(
   const host = addr.hostname === "0.0.0.0" || addr.hostname === "::" ? "localhost" : addr.hostname;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   logger.info("alarmd listening", { url, version: VERSION, transport: config.transport });
+  await push?.startSender();
 
   return {
     url,
@@ -262,9 +272,11 @@ export async function startServer(
         logger.info("shutting down", { connections: hub.connectionCount });
         sweeper?.stop();
         memoryWatch.stop();
+        await push?.stopSender();
         // Streams first: clients reconnect elsewhere (with Last-Event-ID), and an HTTP server's
         // shutdown would otherwise wait for responses that never end.
         await hub.close();
+        await presence.close();
         await listener.stop();
         await store.close();
         await bus.close();

@@ -1,6 +1,6 @@
 /**
- * Keeps the layers one-way (main.ts → http/ → domain/ ← storage/, broker/) by reading the real
- * module graph, so a stray import fails the suite instead of waiting for a reviewer.
+ * Keeps the layers one-way (main.ts → http/ → domain/ ← storage/, broker/, push/) by reading the
+ * real module graph, so a stray import fails the suite instead of waiting for a reviewer.
  */
 import assert from "node:assert/strict";
 
@@ -55,21 +55,21 @@ Deno.test("domain/ uses no Deno APIs, so it runs anywhere and tests with fakes",
   }
 });
 
-Deno.test("http/ never imports storage/ or broker/: adapters are injected", async () => {
+Deno.test("http/ never imports storage/, broker/ or push/: adapters are injected", async () => {
   const graph = await moduleGraph();
   for (const [file, deps] of graph) {
     if (!file.startsWith("http/")) continue;
     for (const dep of deps) {
-      assert.ok(!["storage", "broker"].includes(layer(dep)), `${file} imports ${dep}`);
+      assert.ok(!["storage", "broker", "push"].includes(layer(dep)), `${file} imports ${dep}`);
     }
   }
 });
 
-Deno.test("storage/ and broker/ import only domain/ and their own folder, never hono or zod", async () => {
+Deno.test("storage/, broker/ and push/ import only domain/ and their own folder, never hono or zod", async () => {
   const graph = await moduleGraph();
   for (const [file, deps] of graph) {
     const own = file.split("/")[0];
-    if (own !== "storage" && own !== "broker") continue;
+    if (!["storage", "broker", "push"].includes(own)) continue;
     for (const dep of deps) {
       const l = layer(dep);
       assert.ok(l === own || l === "domain" || !dep.startsWith("file:"), `${file} imports ${dep}`);

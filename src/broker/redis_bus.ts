@@ -227,6 +227,10 @@ function envelopeProblem(envelope: unknown): string | null {
     if (!isRecord(alarm.data)) return "alarm.data is not an object";
     if (!isTime(alarm.createdAt)) return "alarm.createdAt is not a time";
     if (alarm.readAt !== null && !isTime(alarm.readAt)) return "alarm.readAt is not null or a time";
+    const n = alarm.notification;
+    if (n != null && (!isRecord(n) || typeof n.title !== "string")) {
+      return "alarm.notification is not null or a notification";
+    }
     return null;
   }
   if (change.kind === "read" || change.kind === "deleted") {

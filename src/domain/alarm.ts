@@ -1,3 +1,5 @@
+import type { AlarmNotification } from "./push.ts";
+
 /** An alarm as users, the API and the stream see it. */
 export interface Alarm {
   /** A ULID: sorts in creation order per user, unique across processes. */
@@ -9,6 +11,8 @@ export interface Alarm {
   readonly createdAt: string;
   /** ISO-8601 UTC, or null while unread. */
   readonly readAt: string | null;
+  /** What a Web Push shows when the user has no tab open; only such alarms are pushed. */
+  readonly notification: AlarmNotification | null;
 }
 
 /** What a publisher asks for; the store assigns id and timestamps. */
@@ -16,6 +20,7 @@ export interface NewAlarm {
   readonly userId: string;
   readonly type: string;
   readonly data: Record<string, unknown>;
+  readonly notification?: AlarmNotification;
 }
 
 /** Limits that are part of the product contract (api.md), shared by validation and storage. */
@@ -25,6 +30,12 @@ export const ALARM_LIMITS = {
   dataMaxBytes: 8 * 1024,
   batchMax: 500,
   idempotencyKeyMax: 128,
+  notificationTitleMax: 120,
+  notificationBodyMax: 500,
+  notificationUrlMax: 2048,
+  notificationTagMax: 64,
+  /** The decrypted push payload; push services take about 4 KiB once encrypted. */
+  pushPayloadMaxBytes: 3072,
 } as const;
 
 /** Type names travel in SSE frames and logs, so the alphabet excludes anything that could frame. */

@@ -4,6 +4,7 @@ import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { NotFoundError, PayloadTooLargeError } from "./errors.ts";
 import { fingerprint } from "./fingerprint.ts";
 import type { AlarmStore, CreateItem, LiveBus } from "./ports.ts";
+import { checkPushPayload } from "./push_payload.ts";
 import { isUlid } from "./ulid.ts";
 
 export interface AlarmService {
@@ -29,12 +30,23 @@ export interface AlarmService {
   delete(userId: string, id: string): Promise<void>;
 }
 
+export interface AlarmServiceDeps {
+  readonly store: AlarmStore;
+  readonly bus: LiveBus;
+  /**
+   * Whether an alarm with a notification for `userId` is to be pushed, decided at commit (the
+   * push policy and presence); the sender checks again before sending. Absent: push is off.
+   */
+  readonly pushDue?: (userId: string) => boolean;
+}
+
 /**
- * The rules around the store: size limits, idempotency fingerprints, cursors. Every change the
- * store commits is published on the bus, in commit order, so every instance's streams hear it.
+ * The rules around the store: size limits, idempotency fingerprints, cursors, whether a push is
+ * due. Every change the store commits is published on the bus, in commit order, so every
+ * instance's streams hear it.
  */
-export function createAlarmService(deps: { store: AlarmStore; bus: LiveBus }): AlarmService {
-  const { store, bus } = deps;
+export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
+  const { store, bus, pushDue } = deps;
   store.onChange((change) => bus.publish(change));
 
   function checkSize(alarm: NewAlarm, index?: number) {
@@ -45,7 +57,12 @@ export function createAlarmService(deps: { store: AlarmStore; bus: LiveBus }): A
         `${where} is ${size} bytes serialized; the limit is ${ALARM_LIMITS.dataMaxBytes}`,
       );
     }
+    checkPushPayload(alarm, index === undefined ? "notification" : `alarms[${index}].notification`);
   }
+
+  /** The item as stored: with `push` when a push is due for it. */
+  const withPush = (item: CreateItem): CreateItem =>
+    item.alarm.notification && pushDue?.(item.alarm.userId) ? { ...item, push: true } : item;
 
   const notFound = (id: string) => new NotFoundError(`Cannot find alarm "${id}"`);
 
@@ -63,7 +80,7 @@ export function createAlarmService(deps: { store: AlarmStore; bus: LiveBus }): A
           },
         }
         : { alarm };
-      const [outcome] = await store.create([item]);
+      const [outcome] = await store.create([withPush(item)]);
       return outcome;
     },
 
@@ -81,7 +98,7 @@ export function createAlarmService(deps: { store: AlarmStore; bus: LiveBus }): A
           },
         };
       }));
-      const outcomes = await store.create(items);
+      const outcomes = await store.create(items.map(withPush));
       return {
         items: outcomes.map((o) => o.alarm),
         replayed: outcomes.every((o) => o.replayed),

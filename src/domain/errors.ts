@@ -57,3 +57,9 @@ export class AuthUnavailableError extends AlarmdError {
 
 /** Well-formed JSON that the domain rejects (a cursor it never issued, say). */
 export class InvalidRequestError extends AlarmdError {}
+
+/** Push is not configured on this server (no VAPID subject, or `ALARMD_PUSH=off`). */
+export class PushDisabledError extends NotFoundError {}
+
+/** A push subscription whose endpoint is not on the allowed push services. */
+export class EndpointNotAllowedError extends InvalidRequestError {}

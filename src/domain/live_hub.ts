@@ -1,8 +1,10 @@
 import type { Alarm } from "./alarm.ts";
 import { LimitExceededError } from "./errors.ts";
+import { LiveCounts } from "./live_counts.ts";
 import type { CloseReason } from "./live_connection.ts";
 import { LiveConnection } from "./live_connection.ts";
 import type { AlarmChange, AlarmStore, Clock, FrameSink, LiveBus } from "./ports.ts";
+import type { LiveCountSource } from "./presence.ts";
 
 export interface LiveHubConfig {
   readonly maxConnections: number;
@@ -48,6 +50,8 @@ export interface LiveHub {
   open(reservation: Reservation, options: OpenOptions): LiveConnection;
   readonly connectionCount: number;
   connectionCountOf(userId: string): number;
+  /** Live streams per user (a stream whose write is pending two heartbeats does not count). */
+  readonly liveCounts: LiveCountSource;
   /** Bytes waiting in every stream's queue: the memory held for clients that read slowly. */
   readonly queuedBytes: number;
   /** Ends every stream (reason "shutdown") and stops the tick. */
@@ -80,6 +84,7 @@ export function createLiveHub(deps: {
   let reservedCount = 0;
   let openCount = 0;
   let closing = false;
+  const live = new LiveCounts(2 * config.heartbeatMs);
 
   const unsubscribe = bus.subscribe((change) => {
     const connections = byUser.get(userOf(change));
@@ -105,6 +110,7 @@ export function createLiveHub(deps: {
     let pings = Math.max(64, Math.ceil((openCount * tickMs * 2) / config.heartbeatMs));
     for (const connections of byUser.values()) {
       for (const connection of connections) {
+        live.check(connection, now);
         if (now >= connection.endsAt) connection.close(connection.endReason);
         else if (
           connection.writingSince !== null && now - connection.writingSince >= config.writeTimeoutMs
@@ -206,6 +212,7 @@ export function createLiveHub(deps: {
           if (set?.delete(conn)) {
             openCount--;
             if (set.size === 0) byUser.delete(userId);
+            live.closed(conn);
           }
           observer?.closed?.(conn, reason);
         },
@@ -215,6 +222,7 @@ export function createLiveHub(deps: {
       if (!set) byUser.set(userId, set = new Set());
       set.add(connection);
       openCount++;
+      live.opened(connection);
       observer?.opened?.(connection);
       if (closing) connection.close("shutdown");
       else void connection.start();
@@ -228,6 +236,8 @@ export function createLiveHub(deps: {
     connectionCountOf(userId) {
       return byUser.get(userId)?.size ?? 0;
     },
+
+    liveCounts: live,
 
     get queuedBytes() {
       let bytes = 0;

@@ -29,6 +29,8 @@ export interface IdempotencyRef {
 export interface CreateItem {
   readonly alarm: NewAlarm;
   readonly idempotency?: IdempotencyRef;
+  /** A push of its notification is due: recorded in the outbox in the alarm's own commit. */
+  readonly push?: boolean;
 }
 
 export interface CreateOutcome {

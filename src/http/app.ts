@@ -1,5 +1,8 @@
 import type { AlarmService } from "../domain/alarm_service.ts";
 import type { LiveHub } from "../domain/live_hub.ts";
+import type { Presence } from "../domain/presence.ts";
+import type { PushService } from "../domain/push_service.ts";
+import { disabledPushService } from "../domain/push_service.ts";
 import type { RateLimiter } from "../domain/rate_limiter.ts";
 import type { Logger } from "../log.ts";
 import type { Authenticate } from "./auth.ts";
@@ -11,7 +14,9 @@ import type { OriginPolicy } from "./origin_policy.ts";
 import { createOriginPolicy } from "./origin_policy.ts";
 import type { Pipeline, RateLimits } from "./pipeline.ts";
 import { createPipeline } from "./pipeline.ts";
+import { presenceRoutes } from "./presence_routes.ts";
 import { publisherRoutes } from "./publisher_routes.ts";
+import { pushRoutes } from "./push_routes.ts";
 import { subscribeRoute } from "./subscribe_route.ts";
 import { userAlarmRoutes } from "./user_alarm_routes.ts";
 import type { WebAsset } from "./web_routes.ts";
@@ -20,7 +25,11 @@ import { webRoutes } from "./web_routes.ts";
 export interface AppDeps extends OpsDeps {
   readonly service: AlarmService;
   readonly hub: LiveHub;
+  /** Who has a live stream, for `GET /api/v1/presence`; absent: the endpoint is not served. */
+  readonly presence?: Presence;
   readonly authenticate: Authenticate;
+  /** Web Push subscriptions and the VAPID key; absent: push is off (`404 push_disabled`). */
+  readonly push?: PushService;
   /** The inbox page and browser client by path ("/index.html" is served at "/"). */
   readonly webAssets?: ReadonlyMap<string, WebAsset>;
   /** Unexpected errors (the 500s) go here; the client only sees "internal error". */
@@ -41,8 +50,10 @@ export function createApp(deps: AppDeps): Pipeline {
     routes: [
       ...opsRoutes(deps),
       ...publisherRoutes(deps.service, deps.limits?.publish),
+      ...(deps.presence ? presenceRoutes(deps.presence, deps.limits?.publish) : []),
       ...userAlarmRoutes(deps.service),
       subscribeRoute(deps.hub),
+      ...pushRoutes(deps.push ?? disabledPushService()),
       ...(deps.webAssets ? webRoutes(deps.webAssets) : []),
     ],
     authenticate: deps.authenticate,

@@ -1,11 +1,13 @@
 import {
   AuthUnavailableError,
+  EndpointNotAllowedError,
   ForbiddenError,
   IdempotencyConflictError,
   InvalidRequestError,
   LimitExceededError,
   NotFoundError,
   PayloadTooLargeError,
+  PushDisabledError,
   UnauthorizedError,
   UnavailableError,
 } from "../domain/errors.ts";
@@ -44,6 +46,9 @@ export function toErrorShape(error: unknown): ErrorShape {
   if (error instanceof UnsupportedMediaTypeError) {
     return { status: 415, code: "unsupported_media_type", message: error.message };
   }
+  if (error instanceof EndpointNotAllowedError) {
+    return { status: 400, code: "endpoint_not_allowed", message: error.message };
+  }
   if (error instanceof InvalidRequestError) {
     return { status: 400, code: "invalid_request", message: error.message };
   }
@@ -52,6 +57,9 @@ export function toErrorShape(error: unknown): ErrorShape {
   }
   if (error instanceof ForbiddenError) {
     return { status: 403, code: "forbidden", message: error.message };
+  }
+  if (error instanceof PushDisabledError) {
+    return { status: 404, code: "push_disabled", message: error.message };
   }
   if (error instanceof NotFoundError) {
     return { status: 404, code: "not_found", message: error.message };

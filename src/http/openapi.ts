@@ -15,6 +15,8 @@ import {
   USER,
   USER_ERRORS,
 } from "./openapi_parts.ts";
+import { PRESENCE_PATHS, PRESENCE_SCHEMAS } from "./openapi_presence.ts";
+import { PUSH_PATHS, PUSH_SCHEMAS } from "./openapi_push.ts";
 
 export { EXAMPLES } from "./openapi_parts.ts";
 
@@ -91,6 +93,8 @@ export function openApiDocument(version: string, options: OpenApiOptions = {}) {
           additionalProperties: false,
         },
         Error: jsonSchema(errorSchema, "output"),
+        ...PUSH_SCHEMAS,
+        ...PRESENCE_SCHEMAS,
       },
     },
     paths: {
@@ -230,6 +234,8 @@ export function openApiDocument(version: string, options: OpenApiOptions = {}) {
           },
         },
       },
+      ...PUSH_PATHS,
+      ...PRESENCE_PATHS,
       ...OPS_PATHS,
     },
   };

@@ -92,11 +92,17 @@ export const EXAMPLE_ALARM = {
   data: { text: "Lee commented on your post", postId: 981 },
   createdAt: "2026-11-25T15:11:11.051Z",
   readAt: null,
+  notification: { title: "Lee commented on your post", url: "/posts/981" },
 };
 
 /** Request examples, also checked against the schemas by the test suite. */
 export const EXAMPLES = {
-  newAlarm: { userId: "kim", type: "comment", data: { text: "Lee commented on your post" } },
+  newAlarm: {
+    userId: "kim",
+    type: "comment",
+    data: { text: "Lee commented on your post" },
+    notification: { title: "Lee commented on your post", url: "/posts/981" },
+  },
   batch: {
     alarms: [{ userId: "kim", type: "follow" }, { userId: "lee", type: "like", data: { post: 7 } }],
   },

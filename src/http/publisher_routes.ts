@@ -1,4 +1,5 @@
-import { ALARM_LIMITS } from "../domain/alarm.ts";
+import type { z } from "zod";
+import { ALARM_LIMITS, type NewAlarm } from "../domain/alarm.ts";
 import type { AlarmService } from "../domain/alarm_service.ts";
 import type { RateLimiter } from "../domain/rate_limiter.ts";
 import { jsonReply } from "./reply.ts";
@@ -12,8 +13,14 @@ import { parseJsonBody, parseOr400 } from "./validation.ts";
  */
 export const BODY_LIMITS = {
   single: 64 * 1024,
-  batch: ALARM_LIMITS.batchMax * (ALARM_LIMITS.dataMaxBytes + 1024) + 4096,
+  batch: ALARM_LIMITS.batchMax *
+      (ALARM_LIMITS.dataMaxBytes + ALARM_LIMITS.pushPayloadMaxBytes + 1024) + 4096,
 } as const;
+
+function toNewAlarm(input: z.infer<typeof newAlarmSchema>): NewAlarm {
+  const alarm = { userId: input.userId, type: input.type, data: input.data ?? {} };
+  return input.notification ? { ...alarm, notification: input.notification } : alarm;
+}
 
 /** A backend creates alarms for any user, with the publish scope; a batch costs its size. */
 export function publisherRoutes(service: AlarmService, publishLimit?: RateLimiter): Route[] {
@@ -33,7 +40,7 @@ export function publisherRoutes(service: AlarmService, publishLimit?: RateLimite
         const input = parseJsonBody(request.header("content-type"), body, newAlarmSchema);
         const { alarm, replayed } = await service.create(
           principal.userId,
-          { userId: input.userId, type: input.type, data: input.data ?? {} },
+          toNewAlarm(input),
           key,
         );
         return jsonReply(replayed ? 200 : 201, alarm);
@@ -50,7 +57,7 @@ export function publisherRoutes(service: AlarmService, publishLimit?: RateLimite
         publishLimit?.take(principal.userId, alarms.length);
         const { items, replayed } = await service.createBatch(
           principal.userId,
-          alarms.map((a) => ({ userId: a.userId, type: a.type, data: a.data ?? {} })),
+          alarms.map(toNewAlarm),
           key,
         );
         return jsonReply(replayed ? 200 : 201, { items });

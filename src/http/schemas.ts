@@ -37,6 +37,19 @@ export const userIdSchema = z.string().min(1).max(ALARM_LIMITS.userIdMax).refine
   "must be well-formed Unicode (no lone surrogates)",
 );
 
+/** A path on the app's own origin (not `//host`, not `/\\host`), or an https: URL. */
+const notificationUrlSchema = z.string().max(ALARM_LIMITS.notificationUrlMax).refine(
+  (u) => /^\/(?![/\\])/.test(u) || (URL.canParse(u) && new URL(u).protocol === "https:"),
+  "must be a path starting with one / or an https: URL",
+);
+
+export const notificationSchema = z.strictObject({
+  title: z.string().min(1).max(ALARM_LIMITS.notificationTitleMax),
+  body: z.string().max(ALARM_LIMITS.notificationBodyMax).optional(),
+  url: notificationUrlSchema.optional(),
+  tag: z.string().max(ALARM_LIMITS.notificationTagMax).optional(),
+});
+
 export const newAlarmSchema = z.strictObject({
   userId: userIdSchema,
   type: z.string().regex(
@@ -44,6 +57,7 @@ export const newAlarmSchema = z.strictObject({
     "must be 1..64 characters of A-Z a-z 0-9 . _ : -",
   ),
   data: alarmDataSchema.optional(),
+  notification: notificationSchema.optional(),
 });
 
 export const batchSchema = z.strictObject({
@@ -74,7 +88,20 @@ export const alarmSchema = z.object({
   data: alarmDataSchema,
   createdAt: z.iso.datetime(),
   readAt: z.iso.datetime().nullable(),
+  notification: notificationSchema.nullable(),
 });
+
+/** The browser's `PushSubscription.toJSON()`; the keys are checked by the push service. */
+export const pushSubscriptionSchema = z.object({
+  endpoint: z.string().min(1).max(1024),
+  keys: z.object({
+    p256dh: z.string().min(1).max(256),
+    auth: z.string().min(1).max(64),
+  }),
+  expirationTime: z.number().nullable().optional(),
+});
+
+export const pushSubscriptionIdParamSchema = z.object({ id: z.string() });
 
 export const errorSchema = z.object({
   error: z.object({
@@ -90,6 +117,8 @@ export const errorSchema = z.object({
       "too_many_connections",
       "unavailable",
       "auth_unavailable",
+      "push_disabled",
+      "endpoint_not_allowed",
       "internal",
     ]),
     message: z.string(),

@@ -2,7 +2,12 @@ import type { Alarm } from "../domain/alarm.ts";
 import type { UserState } from "../domain/ports.ts";
 import type { KvAlarmReads } from "./kv_alarm_reads.ts";
 import { kvKeys } from "./kv_keys.ts";
-import { decodeJson, fromStoredUserState, type StoredUserState } from "./kv_records.ts";
+import {
+  decodeAlarm,
+  decodeJson,
+  fromStoredUserState,
+  type StoredUserState,
+} from "./kv_records.ts";
 import type { IdempotencyRecord } from "./kv_records.ts";
 import {
   alarmViewKey,
@@ -101,7 +106,7 @@ export async function readBatch(
   for (const entry of alarmEntries) {
     view.alarms.set(
       alarmViewKey(entry.key[1] as string, kvKeys.idOf(entry.key)),
-      entry.value ? decodeJson<Alarm>(entry.value) : null,
+      entry.value ? decodeAlarm(entry.value) : null,
     );
   }
   for (const entry of idemEntries) {

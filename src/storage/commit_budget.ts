@@ -8,10 +8,14 @@ export const KV_COMMIT_LIMITS = {
   totalBytes: 760 * 1024,
 } as const;
 
-/** One staged write: a set when `value` is given, else a delete; `bytes` estimates the value. */
+/**
+ * One staged write: a sum when `sum` is given, a set when `value` is, else a delete; `bytes`
+ * estimates the value.
+ */
 export interface Mutation {
   readonly key: Deno.KvKey;
   readonly value?: unknown;
+  readonly sum?: bigint;
   readonly expireIn?: number;
   readonly bytes: number;
 }
@@ -28,6 +32,20 @@ export function setMutation(key: Deno.KvKey, value: unknown, expireIn?: number):
 
 export function deleteMutation(key: Deno.KvKey): Mutation {
   return { key, bytes: 0 };
+}
+
+/** Adds to a KvU64 counter: commutative, so it needs no check and never conflicts. */
+export function sumMutation(key: Deno.KvKey, n: number): Mutation {
+  return { key, sum: BigInt(n), bytes: 16 };
+}
+
+/** Stages `mutations` on `atomic`. */
+export function applyMutations(atomic: Deno.AtomicOperation, mutations: readonly Mutation[]) {
+  for (const m of mutations) {
+    if (m.sum !== undefined) atomic.sum(m.key, m.sum);
+    else if (m.value === undefined) atomic.delete(m.key);
+    else atomic.set(m.key, m.value, m.expireIn ? { expireIn: m.expireIn } : undefined);
+  }
 }
 
 /**

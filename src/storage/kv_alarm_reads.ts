@@ -4,7 +4,7 @@ import { firstLiveId } from "../domain/inbox_rules.ts";
 import type { Clock, ListPage, ListQuery, UserState } from "../domain/ports.ts";
 import { incrementUlid } from "../domain/ulid.ts";
 import { kvKeys } from "./kv_keys.ts";
-import { decodeJson, fromStoredUserState, type StoredUserState } from "./kv_records.ts";
+import { decodeAlarm, fromStoredUserState, type StoredUserState } from "./kv_records.ts";
 
 /** The store's reads, on their own KV handle so that they never wait behind a commit. */
 export type KvAlarmReads = ReturnType<typeof createKvAlarmReads>;
@@ -30,7 +30,7 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
     for await (
       const row of reader.list<Uint8Array>({ prefix: kvKeys.alarmsOf(userId) }, { limit })
     ) {
-      out.push(decodeJson<Alarm>(row.value));
+      out.push(decodeAlarm(row.value));
     }
     return out;
   }
@@ -45,7 +45,7 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
       ? { start, end: [...prefix, before] }
       : { prefix, start };
     for await (const entry of reader.list<Uint8Array>(selector, { reverse: true, batchSize })) {
-      const alarm = decodeJson<Alarm>(entry.value);
+      const alarm = decodeAlarm(entry.value);
       // Newest first: once one is expired, every older one is too.
       if (expired(alarm)) return;
       yield alarm;
@@ -61,7 +61,7 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
     async get(userId: string, id: string): Promise<Alarm | null> {
       const entry = await reader.get<Uint8Array>(kvKeys.alarm(userId, id));
       if (!entry.value) return null;
-      const alarm = decodeJson<Alarm>(entry.value);
+      const alarm = decodeAlarm(entry.value);
       return expired(alarm) ? null : alarm;
     },
 
@@ -95,7 +95,7 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
       const selector = { prefix, start: [...prefix, from] };
       const batchSize = Math.min(limit + 1, 1000);
       for await (const entry of reader.list<Uint8Array>(selector, { batchSize })) {
-        const alarm = decodeJson<Alarm>(entry.value);
+        const alarm = decodeAlarm(entry.value);
         if (expired(alarm)) continue;
         out.push(alarm);
         if (out.length >= limit) break;

@@ -3,6 +3,7 @@ import { createListenerSet } from "../domain/listener_set.ts";
 import type { AlarmChange, AlarmStore, Clock, CreateOutcome } from "../domain/ports.ts";
 import { createUlidGenerator } from "../domain/ulid.ts";
 import { createUserStateCache, readBatch } from "./batch_reads.ts";
+import { applyMutations } from "./commit_budget.ts";
 import { createCommitHealth } from "./commit_health.ts";
 import { createKvAlarmReads } from "./kv_alarm_reads.ts";
 import { kvKeys } from "./kv_keys.ts";
@@ -25,6 +26,8 @@ export interface KvAlarmStoreOptions {
   readonly maxAlarmsPerUser: number;
   /** How long an idempotency record answers retries (contract: 24 h). */
   readonly idempotencyTtlMs?: number;
+  /** How long a due push may wait in the outbox (`ALARMD_PUSH_TTL_SECONDS`). */
+  readonly pushTtlMs?: number;
   /**
    * KV's own `expireIn` removes entries this long after retention, as a backstop behind the
    * sweeper: the sweeper keeps counters exact, KV's sweep only catches what it never reached.
@@ -66,6 +69,7 @@ const EXPIRE_PER_WRITE = 100;
 export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): AlarmStore {
   const { clock, retentionMs, maxAlarmsPerUser } = options;
   const idempotencyTtlMs = options.idempotencyTtlMs ?? 24 * 3600_000;
+  const pushTtlMs = options.pushTtlMs ?? 24 * 3600_000;
   const expiryMarginMs = options.expiryMarginMs ?? DEFAULT_EXPIRY_MARGIN_MS;
   const reads = createKvAlarmReads(options.readKv ?? kv, clock, retentionMs);
   const ids = createUlidGenerator();
@@ -99,6 +103,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     retentionMs,
     expiryMarginMs,
     idempotencyTtlMs,
+    pushTtlMs,
     maxAlarmsPerUser,
     nextId: (now, lastId) => ids.next(now, lastId),
   });
@@ -128,10 +133,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       }
       const atomic = kv.atomic();
       for (const check of plan.checks) atomic.check(check);
-      for (const m of plan.mutations) {
-        if (m.value === undefined) atomic.delete(m.key);
-        else atomic.set(m.key, m.value, m.expireIn ? { expireIn: m.expireIn } : undefined);
-      }
+      applyMutations(atomic, plan.mutations);
       const started = performance.now();
       let result: Deno.KvCommitResult | Deno.KvCommitError;
       try {

@@ -13,6 +13,12 @@
  * | ["b"]                        | 32 random bytes          | kv_bus_key.ts, once           |
  * | ["v"]                        | layout version           | kv_layout.ts, once            |
  * | ["w"]                        | 1 (writer claim)         | a claim; shared-mode commits  |
+ * | ["U", userId, "s", subId]    | push subscription        | push registration             |
+ * | ["e", endpoint]              | [userId, subId]          | push registration (owner)     |
+ * | ["o", dueAt, alarmId, userId]| outbox record bytes      | create with a push due; sends |
+ * | ["oa"], ["or"]               | KvU64 counters           | outbox adds / removals        |
+ * | ["d"]                        | dispatcher lease         | the instance that sends       |
+ * | ["k", "current"], ["k", pub] | VAPID key pairs          | kv_vapid_keys.ts              |
  *
  * A user's keys sit side by side under ["U", userId]: a create writes the newest alarm and the
  * user's state right after it, so SQLite mostly dirties one page per alarm instead of several
@@ -39,6 +45,21 @@ export const kvKeys = {
   busKey: ["b"] as Deno.KvKey,
   layoutVersion: ["v"] as Deno.KvKey,
   writerClaim: ["w"] as Deno.KvKey,
+  pushSubscription: (userId: string, id: string): Deno.KvKey => ["U", userId, "s", id],
+  pushSubscriptionsOf: (userId: string): Deno.KvKey => ["U", userId, "s"],
+  pushEndpoint: (endpoint: string): Deno.KvKey => ["e", endpoint],
+  /** Ordered by when the push is next due, so the sender lists what is due from the start. */
+  outbox: (
+    dueAt: number,
+    alarmId: string,
+    userId: string,
+  ): Deno.KvKey => ["o", dueAt, alarmId, userId],
+  outboxAll: ["o"] as Deno.KvKey,
+  outboxAdded: ["oa"] as Deno.KvKey,
+  outboxRemoved: ["or"] as Deno.KvKey,
+  pushDispatcher: ["d"] as Deno.KvKey,
+  vapidCurrent: ["k", "current"] as Deno.KvKey,
+  vapidKey: (publicKey: string): Deno.KvKey => ["k", publicKey],
 };
 
 /**

@@ -45,6 +45,21 @@ export const encodeJson = (value: unknown): Uint8Array => encoder.encode(JSON.st
 export const decodeJson = <T>(bytes: unknown): T =>
   JSON.parse(decoder.decode(bytes as Uint8Array)) as T;
 
+/** An alarm as stored; alarms stored before notifications existed have none. */
+export function decodeAlarm(bytes: unknown): Alarm {
+  const alarm = decodeJson<Alarm>(bytes);
+  return alarm.notification === undefined ? { ...alarm, notification: null } : alarm;
+}
+
+/** A push waiting in the outbox: one per alarm, whatever the number of subscriptions. */
+export interface OutboxRecord {
+  /** When the push service may stop trying (the alarm's time plus the push TTL), ms. */
+  readonly expiresAt: number;
+  readonly attempts: number;
+  /** Subscription ids still to send to after a partial failure; absent: all of the user's. */
+  readonly remaining?: readonly string[];
+}
+
 /**
  * What a stored idempotency record means for a new request: none (or an expired one) lets it
  * create, the same fingerprint replays the stored alarm, another fingerprint is a conflict.

@@ -9,3 +9,17 @@ export const RETRIES_ON_CONFLICT = 200;
 export function backoff(attempt: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.random() * Math.min(10, 1 + attempt)));
 }
+
+/** Commits what `build` stages, waiting out another process's write lock (rethrown if it lasts). */
+export async function commitUnlessBusy(
+  build: () => Deno.AtomicOperation,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await build().commit();
+    } catch (error) {
+      if (!isBusy(error) || attempt >= RETRIES_ON_CONFLICT) throw error;
+      await backoff(attempt);
+    }
+  }
+}

@@ -1,5 +1,11 @@
 import type { AlarmChange, UserState } from "../domain/ports.ts";
-import { type Check, createCommitBudget, type Mutation, setMutation } from "./commit_budget.ts";
+import {
+  type Check,
+  createCommitBudget,
+  type Mutation,
+  setMutation,
+  sumMutation,
+} from "./commit_budget.ts";
 import { kvKeys } from "./kv_keys.ts";
 import { toStoredUserState } from "./kv_records.ts";
 import type { BatchView, Outcome, PlanContext, WriteRequest } from "./write_plan.ts";
@@ -36,13 +42,15 @@ export function planBatch(
 ): BatchPlan {
   const shared = claim === null;
   // The claim key is checked (claimed) or set (shared): reserve room for either.
-  const budget = createCommitBudget({ checks: 1, mutations: 1, keyBytes: 16, totalBytes: 96 });
+  // And the outbox counter, added once when any write queues a push.
+  const budget = createCommitBudget({ checks: 1, mutations: 2, keyBytes: 32, totalBytes: 128 });
   const checks: Check[] = shared ? [] : [{ key: kvKeys.writerClaim, versionstamp: claim }];
   const mutations: Mutation[] = [];
   const states = new Map<string, UserState>();
   const changes: AlarmChange[] = [];
   const outcomes: Outcome[] = [];
   const checkedIdempotency = new Set<string>();
+  let pushesQueued = 0;
 
   for (const write of writes) {
     const step = planWrite(write, view, ctx);
@@ -70,6 +78,7 @@ export function planBatch(
       for (const [key, alarm] of step.alarms) view.alarms.set(key, alarm);
       if (step.writesState) states.set(step.userId, step.state);
       changes.push(...step.changes);
+      pushesQueued += step.pushesQueued ?? 0;
     }
     view.users.set(step.userId, { ...user, ...step.user, state: step.state });
     outcomes.push(step.outcome);
@@ -80,5 +89,6 @@ export function planBatch(
     }
     if (shared) mutations.push(setMutation(kvKeys.writerClaim, 1));
   }
+  if (pushesQueued > 0) mutations.push(sumMutation(kvKeys.outboxAdded, pushesQueued));
   return { included: outcomes.length, checks, mutations, states, changes, outcomes };
 }

@@ -65,6 +65,8 @@ export interface PlanContext {
   readonly expiryMarginMs: number;
   readonly idempotencyTtlMs: number;
   readonly maxAlarmsPerUser: number;
+  /** How long a due push may wait in the outbox. */
+  readonly pushTtlMs: number;
   /** A new id for the user: above `lastId` and every id handed out before. */
   readonly nextId: (now: number, lastId: string | null) => string;
 }
@@ -93,6 +95,8 @@ export interface Step {
   readonly user?: Partial<Pick<UserView, "created" | "unreadListing">>;
   readonly changes: readonly AlarmChange[];
   readonly outcome: Outcome;
+  /** How many outbox records the step adds (a due push per created alarm). */
+  readonly pushesQueued?: number;
 }
 
 export const alarmViewKey = (userId: string, id: string): string => `${id}\u0000${userId}`;

@@ -15,9 +15,15 @@ import {
   recounted,
 } from "../domain/inbox_rules.ts";
 import type { AlarmChange, CreateItem, CreateOutcome, UserState } from "../domain/ports.ts";
+import {
+  dropMutations,
+  outboxMutation,
+  storeMutations,
+  updateMutation,
+} from "./alarm_mutations.ts";
 import { deleteMutation, type Mutation, setMutation } from "./commit_budget.ts";
 import { kvKeys } from "./kv_keys.ts";
-import { encodeJson, idempotencyConflict, idempotencyVerdict, INDEX_VALUE } from "./kv_records.ts";
+import { encodeJson, idempotencyConflict, idempotencyVerdict } from "./kv_records.ts";
 import {
   alarmViewKey,
   type BatchView,
@@ -58,21 +64,6 @@ function liveAlarm(view: BatchView, ctx: PlanContext, userId: string, id: string
   return alarm && !isExpired(alarm, ctx.now, ctx.retentionMs) ? alarm : null;
 }
 
-/** The stored alarm's lifetime from now: retention after its creation, plus the margin. */
-function expireInOf(alarm: Alarm, ctx: PlanContext) {
-  return Math.max(
-    1,
-    Date.parse(alarm.createdAt) + ctx.retentionMs + ctx.expiryMarginMs - ctx.now,
-  );
-}
-
-function dropMutations(alarm: Alarm): Mutation[] {
-  return [
-    deleteMutation(kvKeys.alarm(alarm.userId, alarm.id)),
-    deleteMutation(kvKeys.expiry(alarm.id, alarm.userId)),
-  ];
-}
-
 export function planCreate(item: CreateItem, view: BatchView, ctx: PlanContext): Step {
   const userId = item.alarm.userId;
   const user = view.users.get(userId)!;
@@ -99,15 +90,11 @@ export function planCreate(item: CreateItem, view: BatchView, ctx: PlanContext):
     data: item.alarm.data,
     createdAt: new Date(ctx.now).toISOString(),
     readAt: null,
+    notification: item.alarm.notification ?? null,
   };
-  const mutations: Mutation[] = [
-    setMutation(
-      kvKeys.alarm(userId, alarm.id),
-      encodeJson(alarm),
-      ctx.retentionMs + ctx.expiryMarginMs,
-    ),
-    setMutation(kvKeys.expiry(alarm.id, userId), INDEX_VALUE),
-  ];
+  const mutations: Mutation[] = storeMutations(alarm, ctx);
+  const pushes = item.push && alarm.notification ? 1 : 0;
+  if (pushes) mutations.push(outboxMutation(alarm, ctx));
   let idempotency: Step["idempotency"];
   if (idem && idemKey) {
     const record = { fp: idem.fingerprint, alarm, expiresAt: ctx.now + ctx.idempotencyTtlMs };
@@ -140,6 +127,7 @@ export function planCreate(item: CreateItem, view: BatchView, ctx: PlanContext):
     alarms,
     user: { created: [...user.created, alarm] },
     changes,
+    pushesQueued: pushes,
     outcome: { kind: "resolve", value: { alarm, replayed: false } satisfies CreateOutcome },
   };
 }
@@ -168,7 +156,7 @@ export function planRead(userId: string, id: string, view: BatchView, ctx: PlanC
   const next = afterRead(state, 1);
   return {
     userId,
-    mutations: [setMutation(kvKeys.alarm(userId, id), encodeJson(updated), expireInOf(alarm, ctx))],
+    mutations: [updateMutation(updated, ctx)],
     writesState: true,
     state: next,
     alarms: [[alarmViewKey(userId, id), updated]],
@@ -198,9 +186,7 @@ export function planReadAll(
     const alarm = view.alarms.has(viewKey) ? liveAlarm(view, ctx, userId, listed.id) : listed;
     if (!alarm || alarm.readAt !== null) continue;
     const updated = { ...alarm, readAt };
-    mutations.push(
-      setMutation(kvKeys.alarm(userId, alarm.id), encodeJson(updated), expireInOf(alarm, ctx)),
-    );
+    mutations.push(updateMutation(updated, ctx));
     alarms.push([viewKey, updated]);
     ids.push(alarm.id);
   }

@@ -27,6 +27,7 @@ export function change(userId = "kim"): AlarmChange & { kind: "created" } {
       data: { n: seq },
       createdAt: new Date().toISOString(),
       readAt: null,
+      notification: null,
     },
   };
 }

@@ -19,6 +19,7 @@ const alarm = (id: string, readAt: string | null = null): Alarm => ({
   data: {},
   createdAt: "2026-12-01T00:00:00.000Z",
   readAt,
+  notification: null,
 });
 
 Deno.test("counters follow creates, reads and deletes; a delete of a read alarm leaves unread alone", () => {

@@ -29,6 +29,7 @@ function alarm(n: number, data: Record<string, unknown> = { n }): Alarm {
     data,
     createdAt: new Date(START + n).toISOString(),
     readAt: null,
+    notification: null,
   };
 }
 

@@ -15,6 +15,7 @@ export interface AlarmJson {
   data: Record<string, unknown>;
   createdAt: string;
   readAt: string | null;
+  notification: { title: string; body?: string; url?: string; tag?: string } | null;
 }
 
 export interface ErrorBody {
@@ -69,7 +70,7 @@ export async function expectNoContent(res: Response) {
 export function assertAlarmShape(alarm: AlarmJson) {
   assert.deepEqual(
     Object.keys(alarm).sort(),
-    ["createdAt", "data", "id", "readAt", "type", "userId"],
+    ["createdAt", "data", "id", "notification", "readAt", "type", "userId"],
   );
   assert.match(alarm.id, ULID_PATTERN);
   assert.equal(new Date(alarm.createdAt).toISOString(), alarm.createdAt, "createdAt is ISO UTC");
@@ -91,7 +92,7 @@ export function create(
 export async function createOk(
   server: TestServer,
   token: string,
-  body: { userId: string; type: string; data?: Record<string, unknown> },
+  body: { userId: string; type: string; data?: Record<string, unknown>; notification?: unknown },
   headers: Record<string, string> = {},
 ): Promise<AlarmJson> {
   return await expectJson<AlarmJson>(await create(server, token, body, headers), 201);
@@ -100,7 +101,12 @@ export async function createOk(
 export async function createBatchOk(
   server: TestServer,
   token: string,
-  alarms: { userId: string; type: string; data?: Record<string, unknown> }[],
+  alarms: {
+    userId: string;
+    type: string;
+    data?: Record<string, unknown>;
+    notification?: unknown;
+  }[],
 ): Promise<AlarmJson[]> {
   const res = await server.fetch("/api/v1/alarms/batch", {
     method: "POST",

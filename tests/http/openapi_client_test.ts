@@ -42,6 +42,11 @@ const operationIds: Same<
   | "getOpenApiDocument"
   | "getApiReference"
   | "getInbox"
+  | "getPresence"
+  | "getVapidPublicKey"
+  | "registerMyPushSubscription"
+  | "listMyPushSubscriptions"
+  | "deleteMyPushSubscription"
 > = true;
 const shapes: [
   Same<Alarm, {
@@ -51,6 +56,7 @@ const shapes: [
     data: { [key: string]: unknown };
     createdAt: string;
     readAt: string | null;
+    notification: { title: string; body?: string; url?: string; tag?: string } | null;
   }>,
   Same<Json<"createAlarm", 201>, Alarm>,
   Same<Json<"createAlarm", 200>, Alarm>,
@@ -101,7 +107,7 @@ const created = await publisher.POST("/api/v1/alarms", {
   body: { userId, type: "comment", data: { text: "Lee commented on your post", postId: 981 } },
 });
 const alarm: Alarm = ok(created, 201);
-assert.deepEqual(Object.keys(alarm).sort(), ["createdAt", "data", "id", "readAt", "type", "userId"]);
+assert.deepEqual(Object.keys(alarm).sort(), ["createdAt", "data", "id", "notification", "readAt", "type", "userId"]);
 assert.equal(alarm.userId, userId);
 assert.equal(alarm.readAt, null);
 assert.deepEqual(alarm.data, { text: "Lee commented on your post", postId: 981 });
@@ -121,6 +127,20 @@ const batch = ok(
 assert.deepEqual(batch.items.map((a) => [a.userId, a.type]), [["someone-else", "like"], [userId, "follow"]]);
 const follow = batch.items[1];
 checked.push("createAlarmBatch");
+
+type PresenceAnswer = { users: { userId: string; online: boolean; connections: number }[] };
+const presenceShape: Same<Json<"getPresence", 200>, PresenceAnswer> = true;
+void presenceShape;
+const presence = ok(
+  await publisher.GET("/api/v1/presence", { params: { query: { userId: [userId, "nobody"] } } }),
+  200,
+);
+assert.deepEqual(presence.users, [
+  { userId, online: false, connections: 0 },
+  { userId: "nobody", online: false, connections: 0 },
+]);
+failed(await user.GET("/api/v1/presence", { params: { query: { userId: [userId] } } }), 403, "forbidden");
+checked.push("getPresence");
 
 const first = ok(await user.GET("/api/v1/users/alarms", { params: { query: { limit: 1 } } }), 200);
 assert.deepEqual(first.items.map((a) => a.id), [follow.id]);
@@ -261,6 +281,7 @@ Deno.test("a client generated from openapi.json type-checks and drives the API",
     checked: [
       "createAlarm",
       "createAlarmBatch",
+      "getPresence",
       "listMyAlarms",
       "getMyUnreadCount",
       "markMyAlarmRead",

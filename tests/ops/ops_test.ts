@@ -79,6 +79,7 @@ Deno.test("openapi.json documents every route the app serves, with examples its 
   const app = createApp({
     service: {} as never,
     hub: {} as never,
+    presence: {} as never,
     authenticate: () => Promise.reject(new Error("unused")),
     ready: () => Promise.resolve(),
     version: "test",

@@ -213,6 +213,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
       data: { n: 2 },
       createdAt: new Date(clock.now()).toISOString(),
       readAt: null,
+      notification: null,
     });
     assert.deepEqual(ana.map((a) => a.data), [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
   });

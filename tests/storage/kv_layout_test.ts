@@ -27,6 +27,7 @@ async function writeOldLayout(
     data: { n },
     createdAt: new Date(START + n * 1000).toISOString(),
     readAt: read ? new Date(START + 9000).toISOString() : null,
+    notification: null,
   });
   const kim: Alarm[] = [];
   for (let n = 0; n < 3; n++) kim.push(make("kim", n, n === 0, kim.at(-1)?.id ?? null));
@@ -44,7 +45,9 @@ async function writeOldLayout(
       (u: string) => ["U", u, "h"],
     ];
   for (const alarm of [...kim, ...lee]) {
-    atomic.set(alarmKey(alarm), encoder.encode(JSON.stringify(alarm)));
+    // Stored as alarmd wrote them then: alarms had no notification field.
+    const { notification: _, ...stored } = alarm;
+    atomic.set(alarmKey(alarm), encoder.encode(JSON.stringify(stored)));
     if (alarm.readAt === null) atomic.set(unreadKey(alarm), 1);
     atomic.set(kvKeys.expiry(alarm.id, alarm.userId), null);
   }

@@ -39,6 +39,7 @@ function context(overrides: Partial<PlanContext> = {}): PlanContext {
     expiryMarginMs: DAY,
     idempotencyTtlMs: DAY,
     maxAlarmsPerUser: 1000,
+    pushTtlMs: DAY,
     nextId: (_now, lastId) => {
       const id = `ID${String(n++).padStart(4, "0")}`;
       assert.ok(lastId === null || id > lastId, "ids increase");
@@ -56,6 +57,7 @@ function alarm(id: string, userId = "kim", fields: Partial<Alarm> = {}): Alarm {
     data: { n: id },
     createdAt: new Date(NOW - DAY).toISOString(),
     readAt: null,
+    notification: null,
     ...fields,
   };
 }
@@ -99,6 +101,7 @@ Deno.test("create: a first alarm is stored with its retention entry and counted 
     data: { post: 7 },
     createdAt: "2026-12-01T12:00:00.000Z",
     readAt: null,
+    notification: null,
   });
   assert.equal(step.mutations[0].expireIn, 31 * DAY, "retention plus the margin");
   assert.deepEqual(step.changes, [{ kind: "created", alarm: stored, prevId: null }]);
@@ -306,4 +309,30 @@ Deno.test("a batch ends at the commit's limits and leaves the rest, in order, fo
   const bytes = plan.mutations.reduce((n, m) => n + m.bytes, 0);
   assert.ok(bytes <= KV_COMMIT_LIMITS.totalBytes, `${bytes} bytes`);
   assert.equal(plan.outcomes.length, plan.included);
+});
+
+Deno.test("create with a due push records it in the outbox in the alarm's own commit, once per alarm", () => {
+  const notification = { title: "Kim commented", url: "/posts/7" };
+  const pushed = { alarm: { userId: "kim", type: "t", data: {}, notification }, push: true };
+  const step = planCreate(pushed, view({ kim: {} }), context());
+  assert.deepEqual(keysOf(step), [
+    "set U/kim/a/ID0100",
+    "set t/ID0100/kim",
+    `set o/${NOW}/ID0100/kim`,
+  ]);
+  assert.deepEqual(decodeJson(step.mutations[2].value), { expiresAt: NOW + DAY, attempts: 0 });
+  assert.deepEqual(decodeJson<Alarm>(step.mutations[0].value).notification, notification);
+  assert.equal(step.pushesQueued, 1);
+
+  const notDue = planCreate({ ...pushed, push: false }, view({ kim: {} }), context());
+  assert.equal(notDue.mutations.length, 2, "no push due: no outbox record");
+
+  const writes = [1, 2, 3].map(() => ({ kind: "create" as const, item: pushed }));
+  const plan = planBatch(writes, view({ kim: {} }), context(), "claim");
+  const counters = plan.mutations.filter((m) => m.sum !== undefined);
+  assert.deepEqual(
+    counters,
+    [{ key: kvKeys.outboxAdded, sum: 3n, bytes: 16 }],
+    "one counter sum per commit",
+  );
 });
