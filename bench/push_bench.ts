@@ -6,10 +6,13 @@
  * of the publish p50 and p99 are compared; with push on, it also reports how long after the last
  * publish the last push arrived (the outbox drained) and whether every push decrypted.
  */
+import { cpuByKindSince, processTicks, TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
 import { startTestPushService, type TestPushService } from "../tests/helpers/test_push_service.ts";
 
 export interface PushBenchTarget {
   readonly url: string;
+  /** The server's processes, for CPU. */
+  readonly pids: number[];
   stop(): Promise<void>;
 }
 
@@ -90,8 +93,16 @@ async function oneRun(
     if (push) await drained(service, warm.ok);
     await sleep(500);
     const before = service.received().length;
+    const threads0 = ticksByKind(target.pids);
+    const self0 = processTicks("self");
+    const t0 = performance.now();
     const result = await deps.publish({ ...command, rate: opts.rate, seconds: opts.seconds });
     const drainMs = push ? await drained(service, before + result.ok) : null;
+    const ms = performance.now() - t0;
+    const cpu = cpuByKindSince(threads0, target.pids, ms);
+    const benchCpu = Math.round(
+      (processTicks("self") - self0) * 1000 / TICKS_PER_SECOND * 100 / ms,
+    );
     return {
       push: push ? "on" : "off",
       achievedRate: round(result.achievedRate, 0),
@@ -102,6 +113,14 @@ async function oneRun(
       pushed: push ? service.received().length - before : 0,
       notDecrypted: service.problems.length,
       outboxDrainedMs: drainMs === null ? (push ? "timeout" : "-") : round(drainMs, 0),
+      // % of one core, from the start of publishing until the last push arrived: alarmd's main
+      // JS thread, KV threads, GC helpers, other threads (the push sender's isolate), and this
+      // process (the test push service checking and decrypting every message).
+      cpuJs: cpu.js,
+      cpuKv: cpu.kv,
+      cpuGc: cpu.gc,
+      cpuOther: cpu.other,
+      cpuPushService: benchCpu,
     };
   } finally {
     await target.stop();

@@ -1,5 +1,6 @@
 // The inbox page: alarmd's own UI, built on the same alarmd-client.js apps can copy.
 import { AlarmdClient } from "/alarmd-client.js";
+import { setUpPush, signOutPush } from "/inbox_push.js";
 
 const $ = (id) => document.getElementById(id);
 const STATE_TEXT = {
@@ -78,7 +79,28 @@ function open(value) {
   }
   client.start();
   void reload();
+  void setUpPush(token);
 }
+
+// Sign-out forgets this tab's token and stops this browser's notifications for the user, so a
+// shared browser does not show the next person the previous user's alarms. (A token that is
+// rejected or expires is forgotten too, but keeps them: getting alarms with no tab open is the
+// point of notifications, and the next user's inbox drops a subscription that is not theirs.)
+$("sign-out").addEventListener("click", async () => {
+  $("sign-out").disabled = true;
+  await signOutPush();
+  sessionStorage.removeItem("alarmd-token");
+  client?.stop();
+  client = null;
+  token = null;
+  alarms.clear();
+  nextCursor = null;
+  notice("");
+  render();
+  $("token-input").value = "";
+  $("sign-out").disabled = false;
+  showTokenForm();
+});
 
 /** Applies one live change (an `alarm`, `read` or `deleted` event) to the list. */
 function apply({ type, detail }) {

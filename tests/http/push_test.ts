@@ -8,6 +8,7 @@ import { SUBSCRIBE_PATH } from "../helpers/live_fixtures.ts";
 import { openSse } from "../helpers/sse_client.ts";
 import { startTestPushService, type TestPushService } from "../helpers/test_push_service.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { sample } from "../helpers/metrics.ts";
 import { delay, waitUntil } from "../helpers/wait.ts";
 
 const notification = { title: "Kim commented", body: "Nice post!", url: "/posts/7", tag: "post-7" };
@@ -234,6 +235,20 @@ Deno.test("503 with Retry-After is retried until accepted; 410 removes the subsc
     "the subscription is gone",
     5_000,
   );
+  // Metrics count by result (the sender reports them every half second).
+  await waitUntil(
+    async () => {
+      const text = await (await server.fetch("/metrics")).text();
+      return text.includes('alarmd_pushes_total{result="gone"} 1');
+    },
+    "the metrics count the 410",
+    5_000,
+  );
+  const text = await (await server.fetch("/metrics")).text();
+  assert.equal(sample(text, 'alarmd_pushes_total{result="sent"}'), 1);
+  assert.equal(sample(text, 'alarmd_pushes_total{result="retried"}'), 2);
+  assert.ok(text.includes("alarmd_push_outbox_pending "), "the outbox depth is exported");
+  assert.ok(text.includes("alarmd_push_outbox_oldest_due_seconds "));
 });
 
 Deno.test("an alarm read before its push goes out is not pushed", async () => {
