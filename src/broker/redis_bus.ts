@@ -243,7 +243,8 @@ function envelopeProblem(envelope: unknown): string | null {
     }
     return null;
   }
-  return "kind is not created, read or deleted";
+  if (change.kind === "erased") return isUserId(change.userId) ? null : "userId is not a user id";
+  return "kind is not created, read, deleted or erased";
 }
 
 function toHex(bytes: Uint8Array): string {

@@ -28,6 +28,8 @@ export interface AlarmService {
   markRead(userId: string, id: string): Promise<void>;
   markAllRead(userId: string): Promise<void>;
   delete(userId: string, id: string): Promise<void>;
+  /** Erases everything of the user (a privacy request); their streams end everywhere. */
+  eraseUser(userId: string): Promise<void>;
 }
 
 export interface AlarmServiceDeps {
@@ -134,6 +136,10 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
     async delete(userId, id) {
       if (!isUlid(id)) throw notFound(id);
       await store.delete(userId, id);
+    },
+
+    async eraseUser(userId) {
+      await store.erase(userId);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Alarm } from "./alarm.ts";
 import { ALARM_LIMITS } from "./alarm.ts";
 import { FrameQueue } from "./frame_queue.ts";
-import type { AlarmChange, AlarmStore, Clock, FrameSink } from "./ports.ts";
+import type { AlarmStore, Clock, FrameSink, StreamChange } from "./ports.ts";
 import { eventFrame, PING_FRAME } from "./sse_frames.ts";
 import { isUlid } from "./ulid.ts";
 
@@ -13,6 +13,7 @@ export type CloseReason =
   | "slow_client"
   | "write_timeout"
   | "storage_unavailable"
+  | "erased"
   | "shutdown";
 
 export interface LiveConnectionOptions {
@@ -69,15 +70,14 @@ export class LiveConnection {
   #options: LiveConnectionOptions;
   #state: "replaying" | "live" | "closed" = "replaying";
   #cursor: string | null = null;
-  #held: AlarmChange[] = [];
+  #held: StreamChange[] = [];
   #frames: FrameQueue;
   #closeReason: CloseReason | null = null;
   /** The largest alarm frame this connection has replayed (LARGEST_ALARM_FRAME before any). */
   #frameEstimate = LARGEST_ALARM_FRAME;
   /** Another pass over the store is due when this replay ends (a gap, or alarms left to it). */
   #resyncPending = false;
-  /** `created` changes in `#held`. */
-  #heldAlarms = 0;
+  #heldAlarms = 0; // `created` changes in `#held`
   #done: () => void = () => {};
   /** Resolves when the stream has ended, for whatever reason. */
   readonly closed: Promise<void>;
@@ -153,7 +153,7 @@ export class LiveConnection {
   }
 
   /** Called by the hub for every change of this user, in the order the bus delivers them. */
-  deliver(change: AlarmChange): void {
+  deliver(change: StreamChange): void {
     if (this.#state === "closed") return;
     if (this.#state === "replaying") {
       if (change.kind === "created" && !this.#holdAlarm()) return;

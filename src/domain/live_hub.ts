@@ -89,7 +89,10 @@ export function createLiveHub(deps: {
   const unsubscribe = bus.subscribe((change) => {
     const connections = byUser.get(userOf(change));
     if (!connections) return;
-    for (const connection of connections) connection.deliver(change);
+    for (const connection of connections) {
+      if (change.kind === "erased") connection.close("erased");
+      else connection.deliver(change);
+    }
   });
 
   const unsubscribeGaps = bus.onGap(() => {

@@ -53,7 +53,12 @@ export type AlarmChange =
     readonly ids: readonly string[];
     /** The user's unread count right after this change. */
     readonly unread: number;
-  };
+  }
+  /** Everything of the user is gone: their streams end. */
+  | { readonly kind: "erased"; readonly userId: string };
+
+/** The changes a stream shows its client (an erasure ends the stream instead). */
+export type StreamChange = Exclude<AlarmChange, { readonly kind: "erased" }>;
 
 export interface ListQuery {
   /** 1..1000 */
@@ -103,6 +108,13 @@ export interface AlarmStore {
 
   /** Deletes one alarm. NotFoundError if absent. */
   delete(userId: string, id: string): Promise<{ unread: number }>;
+
+  /**
+   * Erases everything of the user: alarms, state, index entries and push subscriptions, in as
+   * many commits as it takes, then reports `erased`. The user's next alarm starts afresh, as for
+   * a user never seen. Erasing an unknown user does nothing and succeeds.
+   */
+  erase(userId: string): Promise<void>;
 
   /** Deletes alarms past retention (raising each user's `floorId`); returns how many. */
   sweepExpired(): Promise<number>;

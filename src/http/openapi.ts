@@ -140,6 +140,27 @@ export function openApiDocument(version: string, options: OpenApiOptions = {}) {
           },
         },
       },
+      "/api/v1/user-data/{userId}": {
+        delete: {
+          operationId: "eraseUserData",
+          summary: "Erase everything of a user (a privacy request)",
+          description: "Every alarm, counter, index entry and push subscription of the user is " +
+            "deleted and their open streams end on every instance; the id starts afresh. " +
+            "Idempotent: erasing an unknown user answers 204 too.",
+          security: PUBLISHER,
+          parameters: [{
+            name: "userId",
+            in: "path",
+            required: true,
+            schema: { type: "string", minLength: 1, maxLength: 128 },
+          }],
+          responses: {
+            204: { description: "erased" },
+            400: error(400, "an invalid user id (invalid_request)"),
+            ...PUBLISHER_ERRORS,
+          },
+        },
+      },
       "/api/v1/users/alarms": {
         get: {
           operationId: "listMyAlarms",

@@ -2,9 +2,14 @@ import type { z } from "zod";
 import { ALARM_LIMITS, type NewAlarm } from "../domain/alarm.ts";
 import type { AlarmService } from "../domain/alarm_service.ts";
 import type { RateLimiter } from "../domain/rate_limiter.ts";
-import { jsonReply } from "./reply.ts";
+import { emptyReply, jsonReply } from "./reply.ts";
 import type { Route } from "./route.ts";
-import { batchSchema, idempotencyHeaderSchema, newAlarmSchema } from "./schemas.ts";
+import {
+  batchSchema,
+  idempotencyHeaderSchema,
+  newAlarmSchema,
+  userDataParamSchema,
+} from "./schemas.ts";
 import { parseJsonBody, parseOr400 } from "./validation.ts";
 
 /**
@@ -22,7 +27,10 @@ function toNewAlarm(input: z.infer<typeof newAlarmSchema>): NewAlarm {
   return input.notification ? { ...alarm, notification: input.notification } : alarm;
 }
 
-/** A backend creates alarms for any user, with the publish scope; a batch costs its size. */
+/**
+ * A backend creates alarms for any user, with the publish scope (a batch costs its size), and
+ * erases a user on a privacy request.
+ */
 export function publisherRoutes(service: AlarmService, publishLimit?: RateLimiter): Route[] {
   const idempotencyKey = (header: string | undefined) =>
     parseOr400(idempotencyHeaderSchema, { "idempotency-key": header }, "header")[
@@ -61,6 +69,16 @@ export function publisherRoutes(service: AlarmService, publishLimit?: RateLimite
           key,
         );
         return jsonReply(replayed ? 200 : 201, { items });
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/api/v1/user-data/:userId",
+      access: "publisher",
+      async handle({ params }) {
+        const { userId } = parseOr400(userDataParamSchema, params, "path");
+        await service.eraseUser(userId);
+        return emptyReply();
       },
     },
   ];

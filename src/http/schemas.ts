@@ -103,6 +103,8 @@ export const pushSubscriptionSchema = z.object({
 
 export const pushSubscriptionIdParamSchema = z.object({ id: z.string() });
 
+export const userDataParamSchema = z.object({ userId: userIdSchema });
+
 export const errorSchema = z.object({
   error: z.object({
     code: z.enum([

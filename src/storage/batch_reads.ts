@@ -1,7 +1,7 @@
 import type { Alarm } from "../domain/alarm.ts";
 import type { UserState } from "../domain/ports.ts";
 import type { KvAlarmReads } from "./kv_alarm_reads.ts";
-import { kvKeys } from "./kv_keys.ts";
+import { keyByteLength, kvKeys } from "./kv_keys.ts";
 import {
   decodeAlarm,
   decodeJson,
@@ -18,6 +18,15 @@ import {
   type UserView,
   type WriteRequest,
 } from "./write_plan.ts";
+
+/**
+ * Alarms one erasure pass removes: two keys each, and a commit holds at most 80 KiB of keys, so
+ * users with long ids get smaller passes.
+ */
+export function erasePassSize(userId: string): number {
+  const perAlarm = 2 * (keyByteLength(kvKeys.alarm(userId, "0".repeat(26))) + 8);
+  return Math.max(1, Math.min(300, Math.floor(60 * 1024 / perAlarm)));
+}
 
 /** How many unread alarms one read-all pass marks: a pass must fit one commit. */
 export const READ_ALL_PER_PASS = 200;
@@ -62,6 +71,7 @@ export async function readBatch(
   /** Where each user's first read-all of the batch resumes its scan. */
   const readAllFrom = new Map<string, string | null>();
   const recounts = new Set<string>();
+  const erasures = new Set<string>();
   const count = (counts: Map<string, number>, userId: string, n: number) =>
     counts.set(userId, (counts.get(userId) ?? 0) + n);
   for (const write of writes) {
@@ -78,8 +88,10 @@ export async function readBatch(
       count(removals, write.userId, write.ids.length);
     } else if (write.kind === "readAll") {
       if (!readAllFrom.has(write.userId)) readAllFrom.set(write.userId, write.before);
-    } else {
+    } else if (write.kind === "recount") {
       recounts.add(write.userId);
+    } else {
+      erasures.add(write.userId);
     }
   }
   // States first: every read below is then at least as new as the versionstamp the commit
@@ -135,6 +147,19 @@ export async function readBatch(
       const before = readAllFrom.get(userId)!;
       lists.push(
         unreadListing(reads, userId, state, before).then((l) => void (user.unreadListing = l)),
+      );
+    }
+    if (erasures.has(userId)) {
+      const perPass = erasePassSize(userId);
+      lists.push(
+        Promise.all([reads.oldest(userId, perPass + 1), reads.pushSubscriptionsOf(userId)])
+          .then(([alarms, subscriptions]) => {
+            user.erasing = {
+              alarms: alarms.slice(0, perPass),
+              more: alarms.length > perPass,
+              subscriptions,
+            };
+          }),
       );
     }
     if (recounts.has(userId)) {

@@ -52,11 +52,27 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
     }
   }
 
+  /** The user's push subscriptions, and whether each endpoint's owner record is still theirs. */
+  async function pushSubscriptionsOf(userId: string) {
+    const subs: { id: string; endpoint: string; owned: boolean }[] = [];
+    const selector = { prefix: kvKeys.pushSubscriptionsOf(userId) };
+    for await (const row of reader.list<{ id: string; endpoint: string }>(selector)) {
+      subs.push({ id: row.value.id, endpoint: row.value.endpoint, owned: false });
+    }
+    const owners = await getMany(subs.map((s) => kvKeys.pushEndpoint(s.endpoint)));
+    owners.forEach((owner, i) => {
+      const value = owner.value as { userId: string; id: string } | null;
+      subs[i].owned = value?.userId === userId && value.id === subs[i].id;
+    });
+    return subs;
+  }
+
   return {
     getMany,
     userState,
     oldest,
     newestFirst,
+    pushSubscriptionsOf,
 
     async get(userId: string, id: string): Promise<Alarm | null> {
       const entry = await reader.get<Uint8Array>(kvKeys.alarm(userId, id));

@@ -83,8 +83,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
       const idem = request.kind === "create" ? request.item.idempotency : undefined;
       return idem ? `${idem.scope}\u0000${idem.key}\u0000${idem.index}` : null;
     },
-    // A recount replaces the user's counters from a full listing: nothing may share its commit.
-    alone: (write) => write.request.kind === "recount",
+    // A recount replaces the user's counters from a full listing, and an erasure's pass is as
+    // large as a commit allows: nothing may share their commits.
+    alone: (write) => write.request.kind === "recount" || write.request.kind === "erase",
     maxBatch: MAX_BATCH,
     maxInFlight: MAX_IN_FLIGHT,
     commit: commitBatch,
@@ -151,7 +152,9 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
         claim.committed(held, result.versionstamp);
         health.succeeded();
         options.onCommit?.(performance.now() - started, plan.included);
-        for (const [userId, state] of plan.states) cache.set(userId, state, result.versionstamp);
+        for (const [userId, state] of plan.states) {
+          cache.set(userId, state, plan.deletedStates.has(userId) ? null : result.versionstamp);
+        }
         settle(batch, plan);
         return rest;
       }
@@ -180,9 +183,11 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     plan.outcomes.forEach((outcome, i) => {
       const write = batch[i];
       if (outcome.kind === "reject") return write.reject(outcome.error);
-      if (outcome.kind === "continue" && write.request.kind === "readAll") {
-        const ids = [...write.request.ids, ...outcome.ids];
-        write.request = { ...write.request, ids, before: outcome.before };
+      if (outcome.kind === "continue") {
+        if (write.request.kind === "readAll") {
+          const ids = [...write.request.ids, ...outcome.ids];
+          write.request = { ...write.request, ids, before: outcome.before };
+        }
         // Its batch is still in flight, so the next pass starts once this one has ended.
         return queue.pushFront(write);
       }
@@ -231,6 +236,7 @@ export function createKvAlarmStore(kv: Deno.Kv, options: KvAlarmStoreOptions): A
     markRead: (userId, id) => enqueue({ kind: "read", userId, id }),
     markAllRead: (userId) => enqueue({ kind: "readAll", userId, ids: [], before: null }),
     delete: (userId, id) => enqueue({ kind: "delete", userId, id }),
+    erase: (userId) => enqueue({ kind: "erase", userId }),
 
     async sweepExpired() {
       let swept = 0;

@@ -2,6 +2,7 @@ import type { AlarmChange, UserState } from "../domain/ports.ts";
 import {
   type Check,
   createCommitBudget,
+  deleteMutation,
   type Mutation,
   setMutation,
   sumMutation,
@@ -20,6 +21,8 @@ export interface BatchPlan {
   readonly mutations: readonly Mutation[];
   /** Each changed user's state as the commit stores it. */
   readonly states: ReadonlyMap<string, UserState>;
+  /** Users whose state the commit deletes (erased). */
+  readonly deletedStates: ReadonlySet<string>;
   readonly changes: readonly AlarmChange[];
   /** One per included write, in order. */
   readonly outcomes: readonly Outcome[];
@@ -47,6 +50,7 @@ export function planBatch(
   const checks: Check[] = shared ? [] : [{ key: kvKeys.writerClaim, versionstamp: claim }];
   const mutations: Mutation[] = [];
   const states = new Map<string, UserState>();
+  const deletedStates = new Set<string>();
   const changes: AlarmChange[] = [];
   const outcomes: Outcome[] = [];
   const checkedIdempotency = new Set<string>();
@@ -77,6 +81,7 @@ export function planBatch(
       }
       for (const [key, alarm] of step.alarms) view.alarms.set(key, alarm);
       if (step.writesState) states.set(step.userId, step.state);
+      if (step.deletesState) deletedStates.add(step.userId);
       changes.push(...step.changes);
       pushesQueued += step.pushesQueued ?? 0;
     }
@@ -85,10 +90,15 @@ export function planBatch(
   }
   if (states.size > 0) {
     for (const [userId, state] of states) {
-      mutations.push(setMutation(kvKeys.userState(userId), toStoredUserState(state)));
+      const key = kvKeys.userState(userId);
+      mutations.push(
+        deletedStates.has(userId)
+          ? deleteMutation(key)
+          : setMutation(key, toStoredUserState(state)),
+      );
     }
     if (shared) mutations.push(setMutation(kvKeys.writerClaim, 1));
   }
   if (pushesQueued > 0) mutations.push(sumMutation(kvKeys.outboxAdded, pushesQueued));
-  return { included: outcomes.length, checks, mutations, states, changes, outcomes };
+  return { included: outcomes.length, checks, mutations, states, deletedStates, changes, outcomes };
 }

@@ -21,7 +21,8 @@ export type WriteRequest =
   }
   | { readonly kind: "delete"; readonly userId: string; readonly id: string }
   | { readonly kind: "expire"; readonly userId: string; readonly ids: readonly string[] }
-  | { readonly kind: "recount"; readonly userId: string };
+  | { readonly kind: "recount"; readonly userId: string }
+  | { readonly kind: "erase"; readonly userId: string };
 
 /** What a read-all pass found: the unread alarms, whether there may be more, the last id seen. */
 export interface UnreadListing {
@@ -43,6 +44,17 @@ export interface UserView {
   readonly unreadListing?: UnreadListing;
   /** For recount: every stored alarm. */
   readonly all?: readonly Alarm[];
+  /** For erase: this pass's share of the user's keys. */
+  readonly erasing?: ErasePass;
+}
+
+/** What one pass of an erasure removes. */
+export interface ErasePass {
+  /** The user's oldest alarms, up to a pass's worth; fewer means this pass is the last. */
+  readonly alarms: readonly Alarm[];
+  readonly more: boolean;
+  /** The user's push subscriptions, and whether each endpoint's owner record is still theirs. */
+  readonly subscriptions: readonly { id: string; endpoint: string; owned: boolean }[];
 }
 
 export interface IdempotencyView {
@@ -82,6 +94,8 @@ export interface Step {
   readonly mutations: readonly Mutation[];
   /** Whether the user's state is written (the state may be unchanged, as by a recount). */
   readonly writesState: boolean;
+  /** Whether the user's state is deleted instead (an erasure's last pass). */
+  readonly deletesState?: boolean;
   readonly state: UserState;
   /** The idempotency record the step relies on being absent, and the one it stores. */
   readonly idempotency?: {

@@ -21,6 +21,7 @@ import {
   storeMutations,
   updateMutation,
 } from "./alarm_mutations.ts";
+import { planErase } from "./erase_planner.ts";
 import { deleteMutation, type Mutation, setMutation } from "./commit_budget.ts";
 import { kvKeys } from "./kv_keys.ts";
 import { encodeJson, idempotencyConflict, idempotencyVerdict } from "./kv_records.ts";
@@ -49,6 +50,8 @@ export function planWrite(write: WriteRequest, view: BatchView, ctx: PlanContext
       return planExpire(write.userId, write.ids, view);
     case "recount":
       return planRecount(write.userId, view);
+    case "erase":
+      return planErase(write.userId, view);
   }
 }
 

@@ -32,7 +32,8 @@ export function change(userId = "kim"): AlarmChange & { kind: "created" } {
   };
 }
 
-const idOf = (c: AlarmChange) => c.kind === "created" ? c.alarm.id : c.ids.join();
+const idOf = (c: AlarmChange) =>
+  c.kind === "created" ? c.alarm.id : c.kind === "erased" ? `erased ${c.userId}` : c.ids.join();
 
 export function liveBusContract(name: string, open: () => Promise<BusPair>) {
   Deno.test(`${name}: subscribers of the publishing instance hear a change before publish returns`, async () => {

@@ -96,6 +96,7 @@ class FakeStore {
     markRead: unexpected("markRead"),
     markAllRead: unexpected("markAllRead"),
     delete: unexpected("delete"),
+    erase: unexpected("erase"),
     sweepExpired: unexpected("sweepExpired"),
     onChange: unexpected("onChange"),
     ping: unexpected("ping"),

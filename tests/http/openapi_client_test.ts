@@ -47,6 +47,7 @@ const operationIds: Same<
   | "registerMyPushSubscription"
   | "listMyPushSubscriptions"
   | "deleteMyPushSubscription"
+  | "eraseUserData"
 > = true;
 const shapes: [
   Same<Alarm, {

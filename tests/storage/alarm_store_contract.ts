@@ -855,6 +855,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
         if (user === "ana") unread++;
         continue;
       }
+      assert.ok(change.kind !== "erased");
       assert.equal(change.userId, "ana");
       for (const id of change.ids) {
         if (change.kind === "read") {
@@ -865,7 +866,8 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
       assert.equal(change.unread, unread, `${change.kind} reports the unread count after it`);
     }
     assert.equal((await store.userState("ana")).unread, unread);
-    const unreadOf = (change: AlarmChange) => change.kind === "created" ? -1 : change.unread;
+    const unreadOf = (change: AlarmChange) =>
+      change.kind === "created" || change.kind === "erased" ? -1 : change.unread;
     assert.equal(r2.unread, unreadOf(changes[removal("read", base[2])]));
     assert.equal(d1.unread, unreadOf(changes[removal("deleted", base[1])]));
     assert.equal(d2.unread, unreadOf(changes[removal("deleted", base[2])]));
@@ -1068,5 +1070,47 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     await store.ping();
     await createMany(store, "ana", 1);
     await store.ping();
+  });
+
+  test("erase removes every alarm and the user's state, reports erased, and the user starts afresh", async ({ store }) => {
+    const mine = await createMany(store, "ana", 1000);
+    await store.markRead("ana", mine[3].id);
+    await createMany(store, "bo", 2);
+    const { changes } = recordChanges(store);
+    await within(store.erase("ana"), CALL_TIMEOUT_MS, "erase of 1,000 alarms");
+    assert.deepEqual(await listAll(store, "ana"), []);
+    assert.equal(await store.get("ana", mine[0].id), null);
+    assert.deepEqual(await store.listAfter("ana", null, 10), []);
+    assert.deepEqual(await store.userState("ana"), {
+      lastId: null,
+      floorId: null,
+      total: 0,
+      unread: 0,
+    });
+    assert.deepEqual(changes.filter((c) => c.kind === "erased"), [{
+      kind: "erased",
+      userId: "ana",
+    }]);
+    assert.equal((await listAll(store, "bo")).length, 2, "other users keep theirs");
+    const [fresh] = await store.create([newItem("ana", 1)]);
+    assert.deepEqual(changes.at(-1), { kind: "created", alarm: fresh.alarm, prevId: null });
+    assert.deepEqual(await store.userState("ana"), {
+      lastId: fresh.alarm.id,
+      floorId: null,
+      total: 1,
+      unread: 1,
+    });
+    await store.erase("nobody");
+    await store.erase("ana");
+    await store.erase("ana");
+    assert.deepEqual(await listAll(store, "ana"), [], "erasing again is harmless");
+  });
+
+  test("writes queued behind an erase commit after it, in order", async ({ store }) => {
+    await createMany(store, "ana", 5);
+    const erased = store.erase("ana");
+    const [after] = await store.create([newItem("ana", 9)]);
+    await erased;
+    assert.deepEqual(idsOf(await listAll(store, "ana")), [after.alarm.id]);
   });
 }

@@ -584,3 +584,41 @@ Deno.test("KvAlarmStore: a writer alone notices another process's write through 
     await close();
   }
 });
+
+Deno.test("KvAlarmStore: erase leaves no key of the user: alarms, state, retention entries, push subscriptions", async () => {
+  const { dir, path } = await tempKvPath();
+  const kv = await Deno.openKv(path);
+  const store = createKvAlarmStore(kv, defaultOptions());
+  try {
+    await createMany(store, "ana", 700);
+    await createMany(store, "bo", 3);
+    const sub = {
+      id: "S1",
+      userId: "ana",
+      endpoint: "https://fcm.googleapis.com/x",
+      keys: { p256dh: "p", auth: "a" },
+    };
+    const moved = { ...sub, id: "S2", endpoint: "https://fcm.googleapis.com/y" };
+    await kv.atomic()
+      .set(kvKeys.pushSubscription("ana", "S1"), sub)
+      .set(kvKeys.pushEndpoint(sub.endpoint), { userId: "ana", id: "S1" })
+      .set(kvKeys.pushSubscription("ana", "S2"), moved)
+      // This endpoint has moved on to bo: erasing ana must leave bo's ownership alone.
+      .set(kvKeys.pushEndpoint(moved.endpoint), { userId: "bo", id: "B1" })
+      .commit();
+    await store.erase("ana");
+    const left: Deno.KvKey[] = [];
+    for await (const row of kv.list({ prefix: [] })) {
+      if (row.key.includes("ana")) left.push(row.key);
+    }
+    assert.deepEqual(left, []);
+    assert.equal((await kv.get(kvKeys.pushEndpoint(sub.endpoint))).value, null);
+    assert.deepEqual((await kv.get(kvKeys.pushEndpoint(moved.endpoint))).value, {
+      userId: "bo",
+      id: "B1",
+    });
+    assert.equal((await listAll(store, "bo")).length, 3);
+  } finally {
+    await shutdown([store], [kv], dir);
+  }
+});
