@@ -1,7 +1,8 @@
 /**
- * Signed messages on Redis, in the Redis bus's wire format: `v1.<hex HMAC-SHA256 of the
- * payload>.<payload>`. Each use signs with its own key derived from the deployment's shared key
- * (HMAC of the use's name), so a message signed for one channel never verifies on another.
+ * Signed messages on Redis: `v1.<hex HMAC-SHA256 of the payload>.<payload>`. Each use signs
+ * with its own key derived from the deployment's shared key (HMAC of the use's name), so a
+ * message signed for one channel never verifies on another; the alarm-change channel, the first
+ * use, signs with the shared key itself, as it always has.
  */
 export interface HmacSigner {
   /** The wire message for `payload`. */
@@ -14,11 +15,17 @@ const VERSION_PREFIX = "v1.";
 const MAC_HEX_CHARS = 64;
 const encoder = new TextEncoder();
 
-/** `key`: the deployment's shared secret (at least 32 bytes); `use`: e.g. "presence". */
-export function createHmacSigner(key: Uint8Array, use: string): HmacSigner {
+/**
+ * `key`: the deployment's shared secret (at least 32 bytes); `use`: e.g. "presence", or null for
+ * the shared key itself.
+ */
+export function createHmacSigner(key: Uint8Array, use: string | null): HmacSigner {
   if (key.byteLength < 32) throw new Error("the Redis signing key must be at least 32 bytes");
   const hmacKey = (async () => {
     const hmac = { name: "HMAC", hash: "SHA-256" };
+    if (use === null) {
+      return crypto.subtle.importKey("raw", key.slice(), hmac, false, ["sign", "verify"]);
+    }
     const root = await crypto.subtle.importKey("raw", key.slice(), hmac, false, ["sign"]);
     const derived = await crypto.subtle.sign("HMAC", root, encoder.encode(`alarmd:${use}`));
     return crypto.subtle.importKey("raw", derived, hmac, false, ["sign", "verify"]);

@@ -3,6 +3,7 @@ import { ALARM_LIMITS, ALARM_TYPE_PATTERN } from "../domain/alarm.ts";
 import { UnavailableError } from "../domain/errors.ts";
 import type { AlarmChange, LiveBus } from "../domain/ports.ts";
 import { isUlid } from "../domain/ulid.ts";
+import { createHmacSigner } from "./hmac_signer.ts";
 import { createLocalListeners } from "./local_listeners.ts";
 
 export interface RedisBusOptions {
@@ -37,9 +38,6 @@ export class RejectedMessageError extends Error {
 const READY_TIMEOUT_MS = 2_000;
 /** How much of a rejected message the error quotes, so the log names it without flooding. */
 const PREVIEW_CHARS = 120;
-/** Wire format: `v1.<hex HMAC-SHA256 of the payload>.<payload JSON>`. */
-const VERSION_PREFIX = "v1.";
-const MAC_HEX_CHARS = 64;
 
 /**
  * Fan-out across processes and hosts with Redis pub/sub. Local subscribers hear a change
@@ -61,13 +59,8 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
   /** This instance, so that it skips its own messages coming back from Redis. */
   const instanceId = crypto.randomUUID();
   const local = createLocalListeners(options.onError);
-  const hmacKey = crypto.subtle.importKey(
-    "raw",
-    options.key.slice(),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
+  // Signed with the deployment's key itself (hmac_signer.ts): the channel's original format.
+  const signer = createHmacSigner(options.key, null);
   const common = { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 2000) };
   const publisher = new Redis(options.url, { ...common, enableOfflineQueue: false });
   const subscriber = new Redis(options.url, { ...common, enableOfflineQueue: true });
@@ -112,26 +105,11 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
 
   /** The envelope in `raw`, or why it is refused. Never rejects. */
   async function verify(raw: string): Promise<Envelope | string> {
-    if (!raw.startsWith(VERSION_PREFIX)) return "not an alarmd envelope";
-    const macEnd = VERSION_PREFIX.length + MAC_HEX_CHARS;
-    const mac = hexBytes(raw.slice(VERSION_PREFIX.length, macEnd));
-    if (mac === null || raw[macEnd] !== ".") return "not an alarmd envelope";
-    const payload = raw.slice(macEnd + 1);
-    let authentic: boolean;
-    try {
-      authentic = await crypto.subtle.verify(
-        "HMAC",
-        await hmacKey,
-        mac,
-        new TextEncoder().encode(payload),
-      );
-    } catch (error) {
-      return `HMAC check failed: ${error instanceof Error ? error.message : error}`;
-    }
-    if (!authentic) return "bad HMAC: not signed with this deployment's key";
+    const verified = await signer.verify(raw);
+    if (typeof verified === "string") return verified;
     let envelope: unknown;
     try {
-      envelope = JSON.parse(payload);
+      envelope = JSON.parse(verified.payload);
     } catch {
       return "payload is not JSON";
     }
@@ -140,15 +118,11 @@ export function createRedisBus(options: RedisBusOptions): LiveBus {
   }
 
   /** The wire message for `payload`, or null (reported) if it cannot be signed. Never rejects. */
-  async function sign(payload: string): Promise<string | null> {
-    try {
-      const data = new TextEncoder().encode(payload);
-      const mac = await crypto.subtle.sign("HMAC", await hmacKey, data);
-      return `${VERSION_PREFIX}${toHex(new Uint8Array(mac))}.${payload}`;
-    } catch (error) {
+  function sign(payload: string): Promise<string | null> {
+    return signer.sign(payload).catch((error) => {
       options.onError?.(error);
       return null;
-    }
+    });
   }
 
   return {
@@ -245,18 +219,4 @@ function envelopeProblem(envelope: unknown): string | null {
   }
   if (change.kind === "erased") return isUserId(change.userId) ? null : "userId is not a user id";
   return "kind is not created, read, deleted or erased";
-}
-
-function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return hex;
-}
-
-/** The bytes of exactly MAC_HEX_CHARS lowercase hex digits, or null. */
-function hexBytes(hex: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[0-9a-f]{64}$/.test(hex)) return null;
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return bytes;
 }

@@ -3,6 +3,7 @@
  * of two instances of one deployment (the same bus twice for the single-instance adapter).
  */
 import assert from "node:assert/strict";
+import { whenReady } from "../helpers/redis.ts";
 import type { AlarmChange, LiveBus } from "../../src/domain/ports.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
@@ -56,7 +57,7 @@ export function liveBusContract(name: string, open: () => Promise<BusPair>) {
       const atB: string[] = [];
       pair.a.subscribe((c) => atA.push(idOf(c)));
       pair.b.subscribe((c) => atB.push(idOf(c)));
-      await Promise.all([pair.a.ready(), pair.b.ready()]);
+      await whenReady(pair.a, pair.b);
       const fromA = Array.from({ length: 200 }, () => change());
       const fromB = Array.from({ length: 50 }, () => change("lee"));
       for (const c of fromA) pair.a.publish(c);
@@ -80,7 +81,7 @@ export function liveBusContract(name: string, open: () => Promise<BusPair>) {
     try {
       const heard: AlarmChange[] = [];
       const stop = pair.b.subscribe((c) => heard.push(c));
-      await Promise.all([pair.a.ready(), pair.b.ready()]);
+      await whenReady(pair.a, pair.b);
       const read: AlarmChange = { kind: "read", userId: "kim", ids: ["01A", "01B"], unread: 3 };
       pair.a.publish(read);
       await waitUntil(() => heard.length === 1, "read change heard");

@@ -4,7 +4,7 @@ import { createBroadcastBus } from "../../src/broker/broadcast_bus.ts";
 import { createMemoryBus } from "../../src/broker/memory_bus.ts";
 import { createRedisBus, RejectedMessageError } from "../../src/broker/redis_bus.ts";
 import type { AlarmChange } from "../../src/domain/ports.ts";
-import { redisAvailable, startRedis } from "../helpers/redis.ts";
+import { redisAvailable, startRedis, whenReady } from "../helpers/redis.ts";
 import { change, liveBusContract } from "./live_bus_contract.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
@@ -38,7 +38,7 @@ if (!skipRedis) {
     const redis = await startRedis();
     const a = createRedisBus({ url: redis.url, key: KEY });
     const b = createRedisBus({ url: redis.url, key: KEY });
-    await Promise.all([a.ready(), b.ready()]);
+    await whenReady(a, b);
     return {
       a,
       b,
@@ -61,7 +61,7 @@ Deno.test({
     const a = createRedisBus({ url: redis.url, key: KEY, onError: (e) => errors.push(e) });
     const b = createRedisBus({ url: redis.url, key: KEY, onError: (e) => errors.push(e) });
     try {
-      await Promise.all([a.ready(), b.ready()]);
+      await whenReady(a, b);
       let gaps = 0;
       b.onGap(() => gaps++);
       const heard: string[] = [];
@@ -113,7 +113,7 @@ Deno.test({
     });
     const raw = new Redis(redis.url);
     try {
-      await Promise.all([a.ready(), b.ready(), stranger.ready()]);
+      await whenReady(a, b, stranger);
       const heard: AlarmChange[] = [];
       b.subscribe((c) => heard.push(c));
       let gaps = 0;
@@ -161,7 +161,7 @@ Deno.test({
     });
     const raw = new Redis(redis.url);
     try {
-      await b.ready();
+      await whenReady(b);
       const heard: string[] = [];
       b.subscribe((c) => heard.push(c.kind === "created" ? c.alarm.id : c.kind));
       let gaps = 0;

@@ -86,3 +86,20 @@ export async function startRedis(): Promise<RedisServer> {
     [Symbol.asyncDispose]: kill,
   };
 }
+
+/**
+ * Waits until each bus says it can fan out: `ready()` gives up after its own short timeout, which
+ * a loaded machine can pass while Redis is still accepting the first connection.
+ */
+export async function whenReady(...buses: { ready(): Promise<void> }[]): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  await Promise.all(buses.map(async (bus) => {
+    for (;;) {
+      try {
+        return await bus.ready();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+    }
+  }));
+}
