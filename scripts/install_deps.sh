@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what alarmd's tests need, skipping whatever is already there: Deno (from npm, the
-# pinned version), and from Debian's packages redis-server (multi-instance tests) and chromium
-# (browser tests). Safe to run repeatedly.
+# pinned version), and from Debian's packages redis-server (multi-instance tests), chromium
+# (browser tests), nginx (deploy/nginx.conf in front of two instances) and systemd
+# (systemd-analyze checks deploy/alarmd.service; the tests start their own servers, not services).
+# Safe to run repeatedly.
 set -euo pipefail
 
 DENO_VERSION="2.9.6"
@@ -19,6 +21,8 @@ fi
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install: ${missing[*]} from apt"
   SUDO=""
@@ -26,4 +30,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install: deno $(deno --version | head -n1 | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), $(chromium --version 2>/dev/null | head -n1)"
+echo "install: deno $(deno --version | head -n1 | cut -d' ' -f2), $(redis-server --version | cut -d' ' -f3), $(chromium --version 2>/dev/null | head -n1), $(systemd-analyze --version | head -n1), $(nginx -v 2>&1)"

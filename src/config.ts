@@ -4,6 +4,10 @@ import { parseTrustedProxies } from "./http/client_address.ts";
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), "must be http(s)")
   .optional();
+const hs256Secret = z.string().refine(
+  (s) => new TextEncoder().encode(s).byteLength >= 32,
+  "must be at least 32 bytes (HS256 key); generate one with: openssl rand -base64 48",
+);
 
 /**
  * Every setting, as one zod schema. Each key is read from `ALARMD_<SNAKE_CASE>` or the flag
@@ -15,10 +19,9 @@ export const configSchema = z.object({
   kvPath: z.string().min(1).default("./alarmd.kv"),
   /** Enables fan-out across processes and hosts through Redis pub/sub. */
   redisUrl: z.string().regex(/^rediss?:\/\/.+/, "must be a redis:// or rediss:// URL").optional(),
-  jwtSecret: z.string().refine(
-    (s) => new TextEncoder().encode(s).byteLength >= 32,
-    "must be at least 32 bytes (HS256 key); generate one with: openssl rand -base64 48",
-  ).optional(),
+  jwtSecret: hs256Secret.optional(),
+  /** The secret before a rotation: it verifies HS256 tokens still out there, never signs. */
+  jwtSecretPrevious: hs256Secret.optional(),
   jwtJwksUrl: optionalUrl,
   jwtIssuer: z.string().min(1).optional(),
   jwtAudience: z.string().min(1).optional(),
@@ -110,6 +113,9 @@ export function flagName(key: string): string {
   return "--" + key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 }
 
+/** Settings whose values never appear in an error or a log line. */
+const SECRET_KEYS = new Set<string>(["jwtSecret", "jwtSecretPrevious", "vapidPrivateKey"]);
+
 /** A configuration problem, phrased as one line that names the variable and the flag. */
 export class ConfigError extends Error {}
 
@@ -148,11 +154,18 @@ export function loadConfig(
     const issue = parsed.error.issues[0];
     const key = String(issue.path[0]);
     // URLs may carry credentials (redis://user:pass@…): masked here as in describeConfig.
-    const shown = key === "jwtSecret" || key === "vapidPrivateKey"
+    const shown = SECRET_KEYS.has(key)
       ? "(hidden)"
       : String(JSON.stringify(input[key])).replace(/\/\/[^@/]*@/, "//***@");
     throw new ConfigError(
       `${envName(key)} (${flagName(key)}) ${issue.message.toLowerCase()}; got ${shown}`,
+    );
+  }
+  if (parsed.data.jwtSecretPrevious && !parsed.data.jwtSecret) {
+    throw new ConfigError(
+      `${envName("jwtSecretPrevious")} (${flagName("jwtSecretPrevious")}) needs ` +
+        `${envName("jwtSecret")} (${flagName("jwtSecret")}): the previous secret only verifies ` +
+        "tokens, the current one signs them",
     );
   }
   return Object.freeze(parsed.data);
@@ -160,10 +173,11 @@ export function loadConfig(
 
 /** The settings without secrets, for the start-up log line. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const { jwtSecret, redisUrl, jwtJwksUrl, vapidPrivateKey, ...rest } = config;
+  const { jwtSecret, jwtSecretPrevious, redisUrl, jwtJwksUrl, vapidPrivateKey, ...rest } = config;
   return {
     ...rest,
     jwtSecret: jwtSecret ? "(set)" : undefined,
+    jwtSecretPrevious: jwtSecretPrevious ? "(set)" : undefined,
     vapidPrivateKey: vapidPrivateKey ? "(set)" : undefined,
     redisUrl: redisUrl?.replace(/\/\/[^@/]*@/, "//***@"),
     jwtJwksUrl: jwtJwksUrl?.replace(/\/\/[^@/]*@/, "//***@"),

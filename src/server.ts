@@ -176,6 +176,7 @@ export async function startServer(
   const push = await setUpPush(config, { kv, readKv, clock, logger, metrics, online });
   const authenticate = createJwtAuthenticator({
     secret: config.jwtSecret,
+    previousSecret: config.jwtSecretPrevious,
     jwksUrl: config.jwtJwksUrl,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,

@@ -1,7 +1,8 @@
 // alarmd-client.js: a dependency-free browser client for alarmd. Copy it into your app.
 //
 //   import { AlarmdClient } from "/alarmd-client.js";
-//   const client = new AlarmdClient({ token });
+//   const client = new AlarmdClient({ getToken: () => fetchTokenFromYourBackend() });
+//   // or, with a token that never needs renewing: new AlarmdClient({ token })
 //   client.addEventListener("alarm", (e) => console.log(e.detail));      // a new alarm
 //   client.addEventListener("read", (e) => console.log(e.detail.ids));   // read in any tab
 //   client.addEventListener("deleted", (e) => console.log(e.detail.ids));
@@ -17,19 +18,46 @@
 // alarm id any tab saw (`lastEventId`; before any alarm arrived, the newest one the server had
 // when the stream began), so nothing is lost and nothing repeats.
 //
-// States: "connecting", "connected", "reconnecting", "offline", "unauthorized" (token rejected
-// or expired: get a new one), "too_many_connections" (the server refused another stream).
+// Tokens expire, and the server ends a stream when its token does. With `getToken` (sync or
+// async), the client asks for a new token when that happens, or when the server answers 401,
+// and reconnects at once with the last alarm id it saw, so nothing is lost. The server sends no
+// event before it ends a stream, so the client tells an expiry by the token's own `exp`: a stream
+// that ends within EXPIRY_SLACK_MS of it ended for it (a client clock further behind takes one
+// more round: the reconnect with the old token is refused with 401, which also gets a new one).
+// While getToken() fails, throws or returns nothing, the state is "token_unavailable" and a
+// "tokenerror" event says why; it is asked again with backoff, or at once by refreshToken().
+// A tab that gets a new token hands it to the client's other tabs (same user, later `exp`).
+//
+// States: "connecting", "connected", "reconnecting", "offline", "unauthorized" (token rejected,
+// and no other one: get a new one), "token_unavailable" (getToken() cannot give one now),
+// "too_many_connections" (the server refused another stream).
 
 const SUBSCRIBE = "/api/v1/users/alarm/subscribe";
+/** A stream that ends this close to its token's `exp` (or after it) ended because of it. */
+const EXPIRY_SLACK_MS = 5_000;
+/** getToken() is asked again after 1 s, 2 s, 4 s, … up to 30 s while it cannot give a token. */
+const TOKEN_RETRY_MS = 1_000;
+const TOKEN_RETRY_MAX_MS = 30_000;
 
 export class AlarmdClient extends EventTarget {
   /**
-   * @param {{ token: string, baseUrl?: string, share?: boolean }} options
+   * @param {{
+   *   token?: string,
+   *   getToken?: () => string | Promise<string>,
+   *   baseUrl?: string,
+   *   share?: boolean,
+   * }} options
+   *   token: the token to start with (without getToken, the only one: a 401 ends the stream).
+   *   getToken: gives a token of the same user when there is none yet, when the stream's expired
+   *     and when the server refused one.
    *   share: false gives this tab its own stream (no leader election).
    */
-  constructor({ token, baseUrl = "", share = true }) {
+  constructor({ token, getToken, baseUrl = "", share = true } = {}) {
     super();
-    this.token = token;
+    if (!token && typeof getToken !== "function") {
+      throw new TypeError("AlarmdClient needs a token or a getToken function");
+    }
+    this.token = token || null;
     this.baseUrl = baseUrl;
     this.share = share && typeof BroadcastChannel !== "undefined" && !!navigator.locks;
     this.state = "connecting";
@@ -43,12 +71,38 @@ export class AlarmdClient extends EventTarget {
     this._retryTimer = null;
     this._lockAbort = null;
     this._channel = null;
+    this._getToken = typeof getToken === "function" ? getToken : null;
+    this._sub = this.token === null ? null : subjectOf(this.token);
+    /** The getToken() call under way, shared by whoever needs a token meanwhile. */
+    this._tokenPending = null;
+    /** While the stream waits for a token: the one the server refused, and what to do next. */
+    this._waiting = null;
+    this._tokenFailures = 0;
+    /** 401s in a row since the last stream was let in. */
+    this._refusals = 0;
   }
 
   /** Opens (or joins) the stream. */
   start() {
     if (!this._stopped) return;
     this._stopped = false;
+    if (this.token === null) void this._awaitToken(null, () => this._join());
+    else this._join();
+  }
+
+  /**
+   * Asks getToken() for a token now (say, once the user signed in again). A stream waiting for
+   * one reconnects with it at once, and the client's other tabs take it up. Resolves to it.
+   */
+  async refreshToken() {
+    if (!this._getToken) throw new Error("refreshToken() needs the getToken option");
+    const token = await this._fetchToken();
+    this._resume(token);
+    return token;
+  }
+
+  _join() {
+    if (this._stopped) return;
     if (!this.share) {
       this._lead();
       return;
@@ -71,6 +125,7 @@ export class AlarmdClient extends EventTarget {
   /** Closes the stream (and hands leadership to another tab). */
   stop() {
     this._stopped = true;
+    this._waiting = null;
     clearTimeout(this._retryTimer);
     this._source?.close();
     this._source = null;
@@ -117,11 +172,19 @@ export class AlarmdClient extends EventTarget {
   }
 
   async _request(method, path) {
-    const res = await fetch(this.baseUrl + path, {
-      method,
-      headers: { authorization: `Bearer ${this.token}` },
-    });
-    if (res.status === 401) this._setState("unauthorized");
+    const send = (token) =>
+      fetch(this.baseUrl + path, { method, headers: { authorization: `Bearer ${token}` } });
+    const token = this.token ?? await this._fetchToken();
+    let res = await send(token);
+    if (res.status === 401 && this._getToken) {
+      // Expired (or revoked) since: try once more with a new token, if there is one.
+      const fresh = this.token !== token ? this.token : await this._fetchToken().catch(() => token);
+      if (fresh !== token) {
+        await res.body?.cancel();
+        res = await send(fresh);
+      }
+    }
+    if (res.status === 401 && !this._getToken) this._setState("unauthorized");
     if (!res.ok) {
       const body = await res.json().catch(() => ({}));
       const error = new Error(body?.error?.message ?? `HTTP ${res.status}`);
@@ -142,16 +205,24 @@ export class AlarmdClient extends EventTarget {
 
   _open() {
     if (this._stopped) return;
-    const q = new URLSearchParams({ access_token: this.token });
+    const token = this.token;
+    const q = new URLSearchParams({ access_token: token });
     if (this.lastEventId) q.set("lastEventId", this.lastEventId);
     const source = new EventSource(`${this.baseUrl}${SUBSCRIBE}?${q}`);
     this._source = source;
     // Where the browser's own reconnect resumes: the last `id:` this source saw (sent as
     // Last-Event-ID), else the `lastEventId` in its URL.
     let resumesFrom = this.lastEventId;
+    /** The server let this source in at least once. */
+    let admitted = false;
     this._setState(this.state === "connected" ? "reconnecting" : this.state);
     for (const type of ["connect", "alarm", "read", "deleted"]) {
       source.addEventListener(type, (e) => {
+        if (type === "connect") {
+          admitted = true;
+          this._refusals = 0;
+          this._tokenFailures = 0;
+        }
         if (e.lastEventId) resumesFrom = e.lastEventId;
         const data = JSON.parse(e.data);
         const message = { kind: "event", type, data, id: e.lastEventId || null };
@@ -162,6 +233,18 @@ export class AlarmdClient extends EventTarget {
     source.onerror = () => {
       if (this._source !== source) return;
       if (source.readyState === EventSource.CONNECTING) {
+        const expired = !!this._getToken && admitted && expiresWithin(token, EXPIRY_SLACK_MS);
+        if (expired || this.token !== token) {
+          // The server ended the stream because its token expired: the browser's own reconnect
+          // would be refused. Reconnect at once with a new token (and the last alarm id). Or
+          // there is a new token already (from another tab, or a REST call): use it.
+          source.close();
+          this._source = null;
+          this._setState("reconnecting");
+          if (this.token !== token) this._open();
+          else void this._awaitToken(null, () => this._open());
+          return;
+        }
         this._setState(navigator.onLine === false ? "offline" : "reconnecting");
         if (this.lastEventId !== resumesFrom) {
           // The browser's reconnect would not ask for what came after our newest alarm (no
@@ -176,17 +259,17 @@ export class AlarmdClient extends EventTarget {
       // CLOSED: the server answered something other than a stream. Find out what.
       source.close();
       this._source = null;
-      void this._diagnose();
+      void this._diagnose(token);
     };
   }
 
-  async _diagnose() {
+  async _diagnose(token) {
     const controller = new AbortController();
     let status = 0;
     let retryAfter = 0;
     try {
       const res = await fetch(`${this.baseUrl}${SUBSCRIBE}`, {
-        headers: { authorization: `Bearer ${this.token}` },
+        headers: { authorization: `Bearer ${token}` },
         signal: controller.signal,
       });
       status = res.status;
@@ -198,7 +281,26 @@ export class AlarmdClient extends EventTarget {
     }
     if (this._stopped) return;
     if (status === 401) {
+      if (this.token !== token) {
+        // Another tab (or a REST call) got a new token meanwhile.
+        this._open();
+        return;
+      }
+      if (!this._getToken) {
+        this._setState("unauthorized");
+        return;
+      }
+      // Refused (expired, or revoked): a new token at once; if the server keeps refusing new
+      // tokens too, wait longer each time rather than hammer it.
+      const reopen = () => this._awaitToken(token, () => this._open());
+      const refusals = this._refusals++;
+      if (refusals === 0) {
+        void reopen();
+        return;
+      }
       this._setState("unauthorized");
+      this._waiting = { rejected: token, next: () => this._open() };
+      this._retryTimer = setTimeout(reopen, backoff(refusals - 1));
       return;
     }
     let delay = 3000;
@@ -209,6 +311,86 @@ export class AlarmdClient extends EventTarget {
       this._setState(navigator.onLine === false || status === 0 ? "offline" : "reconnecting");
     }
     this._retryTimer = setTimeout(() => this._open(), delay);
+  }
+
+  // ---- tokens ------------------------------------------------------------------------------
+
+  /**
+   * Gets a token other than `rejected` from getToken(), then calls `next`. Until it can, the
+   * state says why ("token_unavailable", or "unauthorized" while getToken() keeps giving the
+   * refused token), a "tokenerror" event carries the error, and it asks again with backoff; a
+   * token from refreshToken() or from another tab ends the wait at once.
+   */
+  async _awaitToken(rejected, next) {
+    if (this._stopped) return;
+    clearTimeout(this._retryTimer);
+    const wait = { rejected, next };
+    this._waiting = wait;
+    let error;
+    let state = "token_unavailable";
+    try {
+      const token = await this._fetchToken();
+      if (token !== rejected) {
+        this._resume(token);
+        return;
+      }
+      error = new Error("getToken() gave the token the server refused");
+      state = "unauthorized";
+    } catch (e) {
+      error = e;
+    }
+    if (this._waiting !== wait || this._stopped) return;
+    const retryInMs = backoff(this._tokenFailures++);
+    this._setState(state);
+    this._emit("tokenerror", { error, retryInMs });
+    this._retryTimer = setTimeout(() => this._awaitToken(rejected, next), retryInMs);
+  }
+
+  /** A token arrived while the stream waited for one: go on with it. */
+  _resume(token) {
+    const wait = this._waiting;
+    if (!wait || this._stopped || token === wait.rejected) return;
+    this._waiting = null;
+    clearTimeout(this._retryTimer);
+    if (this.state === "token_unavailable" || this.state === "unauthorized") {
+      this._setState("reconnecting");
+    }
+    wait.next();
+  }
+
+  /** One getToken() call at a time; what it gives becomes this client's token. */
+  _fetchToken() {
+    if (!this._getToken) return Promise.resolve(this.token);
+    if (!this._tokenPending) {
+      // getToken() may throw at once: the call is over only when this promise settles.
+      const pending = this._callGetToken();
+      const done = () => {
+        if (this._tokenPending === pending) this._tokenPending = null;
+      };
+      this._tokenPending = pending;
+      pending.then(done, done);
+    }
+    return this._tokenPending;
+  }
+
+  async _callGetToken() {
+    const token = await this._getToken();
+    if (typeof token !== "string" || token === "") throw new Error("getToken() gave no token");
+    this._useToken(token, true);
+    return token;
+  }
+
+  /** Makes `token` this client's: REST calls and the next stream use it. */
+  _useToken(token, share) {
+    const sub = subjectOf(token);
+    if (this._sub !== null && sub !== this._sub) {
+      throw new Error("getToken() gave a token of another user: start a new AlarmdClient");
+    }
+    this._sub = sub;
+    if (token === this.token) return;
+    this.token = token;
+    if (share) this._broadcast({ kind: "token", token });
+    this._emit("token");
   }
 
   // ---- events, from our own stream or relayed by the leader -------------------------------
@@ -245,6 +427,14 @@ export class AlarmdClient extends EventTarget {
   }
 
   _onRelay(message) {
+    if (message.kind === "token") {
+      // Another tab got a newer token of this user: use it, and reconnect if waiting for one.
+      const newer = expiryOf(message.token) > expiryOf(this.token ?? "");
+      if (!newer || subjectOf(message.token) !== this._sub) return;
+      this._useToken(message.token, false);
+      this._resume(message.token);
+      return;
+    }
     if (this.isLeader) {
       // A new tab asks for the current state: tell it.
       if (message.kind === "hello") {
@@ -289,10 +479,34 @@ export class AlarmdClient extends EventTarget {
 
 /** The token's `sub`, so that two users in one browser never share a stream. */
 function subjectOf(token) {
+  return String(claimsOf(token).sub ?? "");
+}
+
+/** The token's `exp` in ms since the epoch; 0 when it has none that can be read. */
+function expiryOf(token) {
+  const exp = claimsOf(token).exp;
+  return typeof exp === "number" ? exp * 1000 : 0;
+}
+
+/** Whether the token has expired, or will within `ms` (by this browser's clock). */
+function expiresWithin(token, ms) {
+  const expiry = expiryOf(token);
+  return expiry > 0 && Date.now() >= expiry - ms;
+}
+
+/** A JWT's claims, read without verifying (the server verifies); {} when unreadable. */
+function claimsOf(token) {
   try {
-    const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
-    return JSON.parse(atob(payload)).sub ?? "";
+    const base64 = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" ? claims : {};
   } catch {
-    return "";
+    return {};
   }
+}
+
+/** 1 s, 2 s, 4 s, … up to 30 s. */
+function backoff(attempt) {
+  return Math.min(TOKEN_RETRY_MAX_MS, TOKEN_RETRY_MS * 2 ** attempt);
 }

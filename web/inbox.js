@@ -1,6 +1,6 @@
 // The inbox page: alarmd's own UI, built on the same alarmd-client.js apps can copy.
 import { AlarmdClient } from "/alarmd-client.js";
-import { setUpPush, signOutPush } from "/inbox_push.js";
+import { setPushToken, setUpPush, signOutPush } from "/inbox_push.js";
 
 const $ = (id) => document.getElementById(id);
 const STATE_TEXT = {
@@ -9,10 +9,12 @@ const STATE_TEXT = {
   reconnecting: "reconnecting…",
   offline: "offline",
   unauthorized: "token rejected",
+  token_unavailable: "session expired",
   too_many_connections: "too many connections",
 };
 
 const REFUSED = "The server refused another stream; retrying.";
+const EXPIRED = "Your session has expired. Paste a new token to go on where you left off.";
 
 const params = new URLSearchParams(location.search);
 let token = params.get("token") ?? sessionStorage.getItem("alarmd-token");
@@ -28,6 +30,10 @@ const alarms = new Map();
 const changesDuringReload = new Set();
 let nextCursor = null;
 let client = null;
+/** The token expired and the form asks for a new one, while the client waits for it. */
+let sessionExpired = false;
+/** The client's state when the page last showed it. */
+let shownState = null;
 
 // Debug handle for the browser console and the end-to-end tests (tests/e2e/inbox_test.ts):
 // `alarmdInbox.client` is the live AlarmdClient (state, unread, isLeader, lastEventId).
@@ -46,8 +52,34 @@ $("token-form").addEventListener("submit", (e) => {
   if (!value) return;
   sessionStorage.setItem("alarmd-token", value);
   $("token-form").hidden = true;
+  if (sessionExpired && client && claimsOf(value).sub === claimsOf(token).sub) {
+    // The same user again: the waiting stream goes on from the last alarm it saw (so does every
+    // other tab of the inbox, which the client hands the token to), and nothing is reloaded.
+    token = value;
+    client.refreshToken().then(
+      () => sessionExpired && resumeSession(),
+      () => showExpired("That token has expired too. Paste a new one."),
+    );
+    return;
+  }
   open(value);
 });
+
+/** The token expired: the list is hidden, the client waits, and the form asks for a new one. */
+function showExpired(message = EXPIRED) {
+  sessionExpired = true;
+  sessionStorage.removeItem("alarmd-token");
+  showTokenForm(message);
+}
+
+function resumeSession() {
+  sessionExpired = false;
+  $("token-form").hidden = true;
+  $("inbox").hidden = false;
+  notice("");
+  setPushToken(token);
+  render();
+}
 
 function showTokenForm(message) {
   $("token-form").hidden = false;
@@ -56,15 +88,51 @@ function showTokenForm(message) {
   $("token-input").focus();
 }
 
+/**
+ * What the client calls when the stream's token expired or was refused. The inbox cannot mint
+ * tokens: it gives back the one it has while that is still valid, and otherwise fails, so the
+ * client says "token_unavailable" and the page asks the user to paste a new token.
+ */
+function getToken() {
+  if (!token) throw new Error("signed out");
+  if (!isValid(token)) throw new Error("the session expired");
+  return token;
+}
+
+/** Whether the token's `exp` is still ahead (by this browser's clock). */
+function isValid(value) {
+  const exp = claimsOf(value).exp;
+  return typeof exp !== "number" || exp * 1000 > Date.now();
+}
+
+/** A JWT's claims, read without verifying (the server does); {} when unreadable. */
+function claimsOf(value) {
+  try {
+    const base64 = value.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes)) ?? {};
+  } catch {
+    return {};
+  }
+}
+
 function open(value) {
   token = value;
+  sessionExpired = false;
   client?.stop();
-  client = new AlarmdClient({ token });
+  client = new AlarmdClient({ token, getToken });
   // A new token may be another user's: show nothing of the previous one.
   alarms.clear();
   nextCursor = null;
   $("inbox").hidden = false;
   client.addEventListener("state", render);
+  // A newer token of this user, pasted in another tab: use it here too.
+  client.addEventListener("token", () => {
+    token = client.token;
+    sessionStorage.setItem("alarmd-token", token);
+    if (sessionExpired) resumeSession();
+    else setPushToken(token);
+  });
   client.addEventListener("connect", (e) => {
     // First connect, or the server says our view has a gap: load the list afresh.
     if (alarms.size === 0 || e.detail.replay === "reset") void reload();
@@ -93,6 +161,7 @@ $("sign-out").addEventListener("click", async () => {
   client?.stop();
   client = null;
   token = null;
+  sessionExpired = false;
   alarms.clear();
   nextCursor = null;
   notice("");
@@ -170,6 +239,10 @@ $("list").addEventListener("click", (e) => {
 function handle(error) {
   // Only a 401 says the token is bad. A 503 (auth_unavailable: the server cannot reach its
   // identity provider) says nothing against it: keep it, the stream retries on its own.
+  if (error?.status === 401 && client && !isValid(token)) {
+    showExpired(); // the client waits for a new token of this user
+    return;
+  }
   if (error?.status === 401) {
     sessionStorage.removeItem("alarmd-token");
     client?.stop();
@@ -193,6 +266,9 @@ function render() {
   $("status").dataset.state = state;
   $("status-text").textContent = STATE_TEXT[state] ?? state;
   if (state === "unauthorized") handle({ status: 401 });
+  // Once as the client finds it cannot get a token: not again while a pasted one is taken up.
+  if (state === "token_unavailable" && shownState !== state) showExpired();
+  shownState = state;
   if (state === "too_many_connections") notice(REFUSED);
   else if ($("notice").textContent === REFUSED) notice(""); // let in at last
 

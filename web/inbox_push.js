@@ -64,6 +64,14 @@ export async function setUpPush(value) {
 }
 
 /**
+ * A new token of the same user, after the old one expired: the requests that follow use it. The
+ * subscription is the user's, not the token's, so nothing else changes.
+ */
+export function setPushToken(value) {
+  if (token !== null) token = value;
+}
+
+/**
  * Sign-out: the browser stops receiving this user's alarms (the server's record is deleted and
  * the subscription dropped). Never throws; the record goes anyway once the push service says
  * the subscription is gone.

@@ -1,8 +1,13 @@
 /** Flags that take no value; every other `--name` takes one (`--name value` or `--name=value`). */
-const BOOLEAN_FLAGS = new Set(["dev", "publish", "help", "version", "h", "v"]);
+const BOOLEAN_FLAGS = new Set(["dev", "publish", "help", "version", "h", "v", "force", "ready"]);
+
+/** How many arguments each command takes after its name (`backup FILE`); others take none. */
+const OPERANDS: Readonly<Record<string, number>> = { backup: 1 };
 
 export interface ParsedArgs {
   readonly command: string | null;
+  /** The arguments after the command's name, as many as OPERANDS allows it. */
+  readonly operands: readonly string[];
   readonly flags: Record<string, string>;
   readonly switches: ReadonlySet<string>;
 }
@@ -11,6 +16,7 @@ export class UsageError extends Error {}
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   let command: string | null = null;
+  const operands: string[] = [];
   const flags: Record<string, string> = {};
   const switches = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
@@ -20,8 +26,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       continue;
     }
     if (!arg.startsWith("--")) {
-      if (command !== null) throw new UsageError(`unexpected argument "${arg}"`);
-      command = arg;
+      if (command === null) command = arg;
+      else if (operands.length < (OPERANDS[command] ?? 0)) operands.push(arg);
+      else throw new UsageError(`unexpected argument "${arg}"`);
       continue;
     }
     const eq = arg.indexOf("=");
@@ -36,7 +43,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
     flags[name] = value;
   }
-  return { command, flags, switches };
+  return { command, operands, flags, switches };
 }
 
 /** "90s", "15m", "1h", "7d" → milliseconds. */

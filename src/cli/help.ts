@@ -15,7 +15,13 @@ Usage:
                                  prints a user token, a publisher token and the inbox URL
   alarmd token --sub ID [--publish] [--ttl 1h]
                                  print a token signed with ALARMD_JWT_SECRET
-  alarmd --help | --version
+  alarmd backup FILE [--kv-path PATH] [--force]
+                                 copy the KV file (ALARMD_KV_PATH) to FILE while alarmd serves;
+                                 --force replaces an existing FILE; prints one JSON line
+  alarmd health [--ready] [--url URL]
+                                 exit 0 when /healthz (--ready: /readyz) answers 200, else 1
+                                 with the reason; URL defaults to http://127.0.0.1:ALARMD_PORT
+  alarmd --help | --version      --version also names the Deno version and target it runs on
 
 Settings (environment variable, flag, default):
 ${rows.join("\n")}

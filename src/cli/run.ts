@@ -5,6 +5,8 @@ import type { Logger } from "../log.ts";
 import { createLogger } from "../log.ts";
 import { startServer, VERSION } from "../server.ts";
 import { parseArgs, parseDuration, UsageError } from "./args.ts";
+import { BackupError, backupKv } from "./backup.ts";
+import { runHealth } from "./health.ts";
 import { helpText } from "./help.ts";
 import { mintToken } from "./token.ts";
 
@@ -31,13 +33,13 @@ export async function runCli(io: CliIo): Promise<number> {
 }
 
 async function dispatch(io: CliIo): Promise<number> {
-  const { command, flags, switches } = parseArgs(io.args);
+  const { command, operands, flags, switches } = parseArgs(io.args);
   if (switches.has("help") || switches.has("h")) {
     io.stdout(helpText(VERSION));
     return 0;
   }
   if (switches.has("version") || switches.has("v")) {
-    io.stdout(`alarmd ${VERSION}\n`);
+    io.stdout(`alarmd ${VERSION} (deno ${Deno.version.deno}, ${Deno.build.target})\n`);
     return 0;
   }
   switch (command ?? "serve") {
@@ -45,8 +47,12 @@ async function dispatch(io: CliIo): Promise<number> {
       return await serve(io, flags, switches.has("dev"));
     case "token":
       return await token(io, flags, switches.has("publish"));
+    case "health":
+      return await runHealth(io, flags, switches.has("ready"));
+    case "backup":
+      return await backup(io, operands, flags, switches.has("force"));
     default:
-      throw new UsageError(`unknown command "${command}" (commands: serve, token)`);
+      throw new UsageError(`unknown command "${command}" (commands: serve, token, health, backup)`);
   }
 }
 
@@ -138,6 +144,27 @@ async function token(io: CliIo, flags: Record<string, string>, publish: boolean)
     }) + "\n",
   );
   return 0;
+}
+
+/** `backup FILE`: prints one JSON line describing the copy; exit 1 when the copy failed. */
+async function backup(
+  io: CliIo,
+  operands: readonly string[],
+  flags: Record<string, string>,
+  force: boolean,
+): Promise<number> {
+  const file = operands[0];
+  if (!file) throw new UsageError("backup needs a FILE to write: alarmd backup FILE [--force]");
+  const config = loadConfig(io.env, flags);
+  try {
+    const report = await backupKv(config.kvPath, file, { force });
+    io.stdout(JSON.stringify({ source: config.kvPath, ...report }) + "\n");
+    return 0;
+  } catch (error) {
+    if (!(error instanceof BackupError)) throw error;
+    io.stderr(`alarmd: backup failed: ${error.message}\n`);
+    return 1;
+  }
 }
 
 function randomSecret(): string {

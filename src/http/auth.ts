@@ -1,6 +1,10 @@
-import type { FlattenedJWSInput, JWTHeaderParameters, JWTVerifyGetKey, LocalJWKSet } from "jose";
-import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } from "jose";
+import type { JWTVerifyGetKey, JWTVerifyOptions, ProtectedHeaderParameters } from "jose";
+import { decodeProtectedHeader, errors, jwtVerify } from "jose";
 import { AuthUnavailableError, ForbiddenError, UnauthorizedError } from "../domain/errors.ts";
+import type { KeySetStatus } from "./key_set.ts";
+import { createKeySet } from "./key_set.ts";
+
+export type { KeySetStatus } from "./key_set.ts";
 
 /** Who is calling, from a verified token. */
 export interface Principal {
@@ -13,7 +17,13 @@ export interface Principal {
 export type Authenticate = (token: string) => Promise<Principal>;
 
 export interface JwtOptions {
+  /** HS256: verifies, and is the one `alarmd token` signs with. */
   readonly secret?: string;
+  /**
+   * HS256, during a rotation: tokens signed with the secret before it still verify until they
+   * expire. It never signs, and needs `secret`.
+   */
+  readonly previousSecret?: string;
   readonly jwksUrl?: string;
   readonly issuer?: string;
   readonly audience?: string;
@@ -23,35 +33,25 @@ export interface JwtOptions {
   readonly now?: () => number;
 }
 
-/** How the identity provider's key set stands, for readiness. */
-export type KeySetStatus =
-  | { readonly state: "ready" }
-  /** The key set cannot be fetched, but some tokens still verify (cached keys, or the secret). */
-  | { readonly state: "stale"; readonly reason: string }
-  /** No key set was ever fetched and no secret is configured: no token can be verified. */
-  | { readonly state: "missing"; readonly reason: string };
-
 export type JwtAuthenticator = Authenticate & {
   /** Fetches the key set first when it was never fetched, is old, or failed to refresh. */
   keySetStatus(): Promise<KeySetStatus>;
 };
 
 const ASYMMETRIC = ["RS256", "ES256"];
-/** A key set older than this is refreshed, while its keys go on verifying meanwhile. */
-const KEYS_MAX_AGE_MS = 10 * 60_000;
-/** A token naming a key the set lacks fetches the set again, at most this often. */
-const UNKNOWN_KEY_COOLDOWN_MS = 30_000;
-/** After a failed fetch, the next waits this long: a down provider is not hammered per request. */
-const FETCH_RETRY_MS = 1_000;
-const FETCH_TIMEOUT_MS = 5_000;
 
 /**
  * Verifies JWTs with jose. The accepted algorithms follow from the configured keys alone: HS256
  * only with the secret, RS256/ES256 only with the JWKS. A token cannot choose its own key type,
  * which rules out `alg: none` and HS/RS confusion (an RSA public key used as an HMAC secret).
+ * During a rotation an HS256 token verifies with the current secret or the previous one; with a
+ * key set, rotation goes by `kid` (the provider publishes both keys for a while).
  */
 export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
-  const secret = options.secret ? new TextEncoder().encode(options.secret) : null;
+  const encode = (text: string | undefined) => text ? new TextEncoder().encode(text) : null;
+  const secret = encode(options.secret);
+  const previousSecret = encode(options.previousSecret);
+  if (previousSecret && !secret) throw new Error("a previous JWT secret needs a current one");
   const jwks = options.jwksUrl
     ? createKeySet(new URL(options.jwksUrl), options.now ?? Date.now, options.onKeySetError)
     : null;
@@ -65,9 +65,11 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
 
   // Verified tokens by their exact bytes: a backend reuses one token for many requests, and a
   // lookup is far cheaper than checking its signature again. An entry lives until the token's
-  // exp, and at most CACHE_TTL_MS so that a key removed from the JWKS stops working soon.
-  // Failures are never cached.
-  const verified = new Map<string, { principal: Principal; notBefore: number; until: number }>();
+  // exp, and at most CACHE_TTL_MS. One verified by the key set lives only while the set holds the
+  // keys it was verified with (its generation): a key the provider removed stops working when the
+  // set is refreshed. The secrets are fixed for the process's life, so a token of a previous
+  // secret that a restart removed is never in this cache. Failures are never cached.
+  const verified = new Map<string, CacheEntry>();
   const CACHE_MAX = 10_000;
   const CACHE_TTL_MS = 5 * 60_000;
 
@@ -75,15 +77,19 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
     const now = Date.now();
     const hit = verified.get(token);
     if (hit) {
-      if (now < hit.until && now >= hit.notBefore) return hit.principal;
+      const current = hit.generation === null || hit.generation === jwks?.generation;
+      if (current && now < hit.until && now >= hit.notBefore) return hit.principal;
       verified.delete(token);
     }
+    // Read before verifying: keys replaced meanwhile make the entry stale, never the reverse.
+    const generation = jwks?.generation ?? null;
     const principal = await verify(token);
     if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);
     verified.set(token, {
       principal,
       notBefore: principal.notBefore,
       until: Math.min(principal.expiresAt, now + CACHE_TTL_MS),
+      generation: principal.byKeySet ? generation : null,
     });
     return principal;
   };
@@ -98,20 +104,16 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
     },
   });
 
-  async function verify(token: string): Promise<Principal & { notBefore: number }> {
+  async function verify(token: string): Promise<VerifiedPrincipal> {
+    let header: ProtectedHeaderParameters;
     try {
-      decodeProtectedHeader(token);
+      header = decodeProtectedHeader(token);
     } catch {
       throw new UnauthorizedError("token is not a JWT");
     }
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, getKey, {
-        algorithms,
-        issuer: options.issuer,
-        audience: options.audience,
-        requiredClaims: ["exp", "sub"],
-      }));
+      ({ payload } = await verifySignatureAndClaims(token, header));
     } catch (error) {
       if (error instanceof AuthUnavailableError) throw error;
       throw new UnauthorizedError(describeJoseError(error));
@@ -127,112 +129,41 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
       scopes: new Set(scope.split(" ").filter(Boolean)),
       expiresAt: (payload.exp as number) * 1000,
       notBefore: typeof payload.nbf === "number" ? payload.nbf * 1000 : 0,
+      byKeySet: header.alg !== "HS256",
     };
   }
-}
 
-/**
- * The identity provider's key set (JWKS), fetched on first use and refreshed when old or when a
- * token names a key it lacks. When a fetch fails, the keys at hand go on verifying the tokens
- * they can, and a token that needs a key they lack is AuthUnavailableError (a 503: the token may
- * be fine) rather than a 401 that would make a client throw a good token away.
- */
-function createKeySet(
-  url: URL,
-  now: () => number,
-  onError?: (failure: { url: string; error: string }) => void,
-) {
-  const shown = maskUserinfo(url.href);
-  let keys: LocalJWKSet | null = null;
-  let fetchedAt = 0;
-  let failure: { at: number; error: string } | null = null;
-  let pending: Promise<void> | null = null;
-
-  /** Fetches the set, or joins the fetch under way; never rejects (failures are recorded). */
-  function refresh(): Promise<void> {
-    if (pending) return pending;
-    if (failure && now() - failure.at < FETCH_RETRY_MS) return Promise.resolve();
-    pending = fetchKeySet(url).then(
-      (set) => {
-        keys = set;
-        fetchedAt = now();
-        failure = null;
-      },
-      (error) => {
-        failure = { at: now(), error: maskUserinfo(describeFetchError(error)) };
-        onError?.({ url: shown, error: failure.error });
-      },
-    ).finally(() => (pending = null));
-    return pending;
+  /** jose's jwtVerify; an HS256 token that fails the current secret is tried on the previous. */
+  async function verifySignatureAndClaims(token: string, header: ProtectedHeaderParameters) {
+    const checks: JWTVerifyOptions = {
+      algorithms,
+      issuer: options.issuer,
+      audience: options.audience,
+      requiredClaims: ["exp", "sub"],
+    };
+    try {
+      return await jwtVerify(token, getKey, checks);
+    } catch (error) {
+      const mayBeOlder = previousSecret !== null && header.alg === "HS256" &&
+        error instanceof errors.JWSSignatureVerificationFailed;
+      if (!mayBeOlder) throw error;
+      return await jwtVerify(token, previousSecret, { ...checks, algorithms: ["HS256"] });
+    }
   }
-
-  const unavailable = () =>
-    new AuthUnavailableError("the keys that verify this token cannot be fetched; try again later");
-
-  return {
-    async getKey(header: JWTHeaderParameters, token: FlattenedJWSInput) {
-      if (keys === null) await refresh();
-      // Read again after the await: the fetch may have just set it.
-      const current = keys as LocalJWKSet | null;
-      if (current === null) throw unavailable();
-      if (now() - fetchedAt >= KEYS_MAX_AGE_MS) void refresh();
-      try {
-        return await current(header, token);
-      } catch (error) {
-        if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
-        if (now() - fetchedAt < UNKNOWN_KEY_COOLDOWN_MS) throw error;
-        // The provider may have added the key since: fetch again.
-        await refresh();
-        if (failure !== null) throw unavailable();
-        return await keys!(header, token);
-      }
-    },
-    async status(): Promise<KeySetStatus> {
-      if (keys === null || failure !== null || now() - fetchedAt >= KEYS_MAX_AGE_MS) {
-        await refresh();
-      }
-      if (keys === null) {
-        const why = failure?.error ?? "not fetched yet";
-        return {
-          state: "missing",
-          reason: `the JWT key set at ${shown} was never fetched (${why})`,
-        };
-      }
-      if (failure !== null) {
-        return {
-          state: "stale",
-          reason: `the JWT key set at ${shown} cannot be refreshed (${failure.error}); ` +
-            "its cached keys still verify tokens",
-        };
-      }
-      return { state: "ready" };
-    },
-  };
 }
 
-async function fetchKeySet(url: URL): Promise<LocalJWKSet> {
-  // Redirects are not followed: the key set is trusted for where it was configured only.
-  const res = await fetch(url, {
-    redirect: "manual",
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
-    headers: { accept: "application/json, application/jwk-set+json" },
-  });
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new Error(`HTTP ${res.status}`);
-  }
-  return createLocalJWKSet(await res.json());
+interface VerifiedPrincipal extends Principal {
+  readonly notBefore: number;
+  /** Verified with a key of the JWKS (not a secret). */
+  readonly byKeySet: boolean;
 }
 
-function describeFetchError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
-  return `${error.message}${cause}`;
-}
-
-/** A URL as it may be logged: credentials in it (`https://user:pass@host/`) become `***`. */
-function maskUserinfo(url: string): string {
-  return url.replace(/\/\/[^@/\s]*@/g, "//***@");
+interface CacheEntry {
+  readonly principal: Principal;
+  readonly notBefore: number;
+  readonly until: number;
+  /** The key set's generation it was verified under; null when a secret verified it. */
+  readonly generation: number | null;
 }
 
 function describeJoseError(error: unknown): string {

@@ -22,18 +22,19 @@ async function alarmd(args: string[], env: Record<string, string> = {}) {
 Deno.test("--help lists the commands and every setting with its variable and flag", async () => {
   const { code, stdout } = await alarmd(["--help"]);
   assert.equal(code, 0);
-  for (const command of ["serve", "serve --dev", "token --sub"]) {
+  const commands = ["serve", "serve --dev", "token --sub", "health \\[--ready\\]", "backup FILE"];
+  for (const command of commands) {
     assert.match(stdout, new RegExp(command));
   }
   for (const key of CONFIG_KEYS) assert.ok(stdout.includes(envName(key)), envName(key));
   assert.match(stdout, /--max-connections-per-user/);
 });
 
-Deno.test("--version prints the version from deno.json", async () => {
+Deno.test("--version prints the version from deno.json and the Deno it runs on", async () => {
   const { version } = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
   const { code, stdout } = await alarmd(["--version"]);
   assert.equal(code, 0);
-  assert.equal(stdout, `alarmd ${version}\n`);
+  assert.equal(stdout, `alarmd ${version} (deno ${Deno.version.deno}, ${Deno.build.target})\n`);
 });
 
 Deno.test("an invalid setting stops start-up with exit 2 and one line naming it", async (t) => {

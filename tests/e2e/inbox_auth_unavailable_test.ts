@@ -8,25 +8,15 @@
  */
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { chromium } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "../helpers/chromium.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 
-const CHROMIUM_PATH = Deno.env.get("ALARMD_CHROMIUM") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
-let chromiumMissing = false;
-try {
-  chromiumMissing = !Deno.statSync(CHROMIUM_PATH).isFile;
-} catch {
-  chromiumMissing = true;
-}
-if (chromiumMissing && !IN_CI) {
-  console.warn(`tests/e2e/inbox_auth_unavailable_test.ts skipped: no Chromium at ${CHROMIUM_PATH}`);
-}
+const ignore = skipWithoutChromium("tests/e2e/inbox_auth_unavailable_test.ts");
 
 Deno.test({
   name:
     "inbox: a 503 auth_unavailable keeps the token, and the inbox opens once the key set is back",
-  ignore: chromiumMissing && !IN_CI,
+  ignore,
   async fn() {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
@@ -40,10 +30,7 @@ Deno.test({
     const token = await new SignJWT({}).setProtectedHeader({ alg: "RS256", kid: "k1" })
       .setSubject("kim").setExpirationTime("10m").sign(rsa.privateKey);
 
-    await using browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-    });
+    await using browser = await launchChromium();
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on("pageerror", (e) => pageErrors.push(e.message));

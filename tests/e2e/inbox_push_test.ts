@@ -13,55 +13,21 @@
  */
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import { chromium } from "playwright-core";
+import { launchChromium, launchChromiumProfile, skipWithoutChromium } from "../helpers/chromium.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import type { TestPushSubscription } from "../helpers/test_push_service.ts";
 import { startTestPushService } from "../helpers/test_push_service.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
-const CHROMIUM_PATH = Deno.env.get("ALARMD_CHROMIUM") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-];
 const PUSH_KEY = "/api/v1/push/vapid-public-key";
 const SUBSCRIPTIONS = "/api/v1/users/push-subscriptions";
 /** Where the stand-in PushManager's subscriptions point: allowed by the server, never called. */
 const PUSH_ORIGIN = "http://127.0.0.1:9";
 const PUSH_ON = { vapidSubject: "mailto:ops@example.com", pushAllowedOrigins: PUSH_ORIGIN };
 
-const chromiumProblem = findChromiumProblem(CHROMIUM_PATH);
-if (chromiumProblem && !IN_CI) {
-  console.warn(
-    `%ctests/e2e/inbox_push_test.ts skipped: ${chromiumProblem}. ` +
-      "Install Chromium or set ALARMD_CHROMIUM (with CI=true this is a failure).",
-    "color: yellow",
-  );
-}
-const ignore = chromiumProblem !== null && !IN_CI;
-
-function findChromiumProblem(path: string): string | null {
-  try {
-    return Deno.statSync(path).isFile ? null : `${path} is not a file`;
-  } catch {
-    return `no Chromium at ${path}`;
-  }
-}
-
-async function launch(): Promise<Browser> {
-  if (chromiumProblem) {
-    throw new Error(
-      `CI=true and the e2e push tests cannot run: ${chromiumProblem}. ` +
-        "Install Chromium (apt-get install chromium) or set ALARMD_CHROMIUM to its path.",
-    );
-  }
-  return await chromium.launch({ executablePath: CHROMIUM_PATH, args: ARGS });
-}
+const ignore = skipWithoutChromium("tests/e2e/inbox_push_test.ts");
+const launch = () => launchChromium();
 
 /** Console errors and uncaught exceptions of a tab, minus those the test expects. */
 function watchErrors(page: Page, expected: RegExp[] = []): string[] {
@@ -227,13 +193,9 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startTestServer(PUSH_ON);
-    if (chromiumProblem) await launch(); // fails with the reason under CI
     // A normal profile (not incognito): offline, Chromium's subscribe never settles.
     const dir = await Deno.makeTempDir({ prefix: "alarmd-e2e-profile-" });
-    const context = await chromium.launchPersistentContext(dir, {
-      executablePath: CHROMIUM_PATH,
-      args: ARGS,
-    });
+    const context = await launchChromiumProfile(dir);
     try {
       await context.grantPermissions(["notifications"], { origin: server.url });
       const page = context.pages()[0] ?? await context.newPage();

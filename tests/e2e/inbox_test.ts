@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { chromium } from "playwright-core";
+import { launchChromium, skipWithoutChromium } from "../helpers/chromium.ts";
 import type { TestServer } from "../helpers/test_server.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -22,49 +22,13 @@ import { waitUntil } from "../helpers/wait.ts";
  */
 const DOWN = /ERR_CONNECTION_REFUSED|status of 503/;
 
-const CHROMIUM_PATH = Deno.env.get("ALARMD_CHROMIUM") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
 const ROOT = new URL("../../", import.meta.url);
 /** Short reconnection delay (`retry:`), so that the restart part stays quick. */
 const RETRY_MS = 300;
 const DESKTOP = { width: 900, height: 640 };
 
-const chromiumProblem = findChromiumProblem(CHROMIUM_PATH);
-if (chromiumProblem && !IN_CI) {
-  console.warn(
-    `%ctests/e2e/inbox_test.ts skipped: ${chromiumProblem}. ` +
-      "Install Chromium or set ALARMD_CHROMIUM (with CI=true this is a failure).",
-    "color: yellow",
-  );
-}
-const ignore = chromiumProblem !== null && !IN_CI;
-
-function findChromiumProblem(path: string): string | null {
-  try {
-    return Deno.statSync(path).isFile ? null : `${path} is not a file`;
-  } catch {
-    return `no Chromium at ${path}`;
-  }
-}
-
-async function launch(): Promise<Browser> {
-  if (chromiumProblem) {
-    throw new Error(
-      `CI=true and the e2e inbox tests cannot run: ${chromiumProblem}. ` +
-        "Install Chromium (apt-get install chromium) or set ALARMD_CHROMIUM to its path.",
-    );
-  }
-  return await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-    ],
-  });
-}
+const ignore = skipWithoutChromium("tests/e2e/inbox_test.ts");
+const launch = () => launchChromium();
 
 interface Alarm {
   readonly id: string;
