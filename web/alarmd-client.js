@@ -39,6 +39,9 @@ const EXPIRY_SLACK_MS = 5_000;
 const TOKEN_RETRY_MS = 1_000;
 const TOKEN_RETRY_MAX_MS = 30_000;
 
+/** The lowest alarm id: as `lastEventId` it means "nothing seen yet". */
+const ULID_ZERO = "0".repeat(26);
+
 export class AlarmdClient extends EventTarget {
   /**
    * @param {{
@@ -403,8 +406,10 @@ export class AlarmdClient extends EventTarget {
       // Everything after lastId comes on this stream: a later stream (a reconnect, or another
       // tab taking over) resumes there even if no alarm arrives in between. After a "reset" the
       // server could not resume from our id (the app reloads its list): start over from lastId.
-      if (data.replay === "reset") this.lastEventId = data.lastId ?? null;
-      else this._advance(data.lastId);
+      // A user with no alarm yet resumes from the lowest id, so that one created while this tab
+      // reconnects is replayed rather than missed.
+      if (data.replay === "reset") this.lastEventId = data.lastId ?? ULID_ZERO;
+      else this._advance(data.lastId ?? ULID_ZERO);
       this._setState("connected");
       this._emit("connect", data);
       return;

@@ -3,7 +3,7 @@ import { ALARM_LIMITS } from "./alarm.ts";
 import { FrameQueue } from "./frame_queue.ts";
 import type { AlarmStore, Clock, FrameSink, StreamChange } from "./ports.ts";
 import { eventFrame, PING_FRAME } from "./sse_frames.ts";
-import { isUlid } from "./ulid.ts";
+import { isUlid, ULID_ZERO } from "./ulid.ts";
 
 /** Why a stream ended: logged, counted in metrics, and tested. */
 export type CloseReason =
@@ -117,7 +117,7 @@ export class LiveConnection {
       let replayFrom: string | null = null;
       let reset = false;
       if (lastEventId !== null) {
-        const fromFuture = state.lastId === null || lastEventId > state.lastId;
+        const fromFuture = lastEventId > (state.lastId ?? ULID_ZERO);
         const belowFloor = state.floorId !== null && lastEventId < state.floorId;
         reset = !isUlid(lastEventId) || fromFuture || belowFloor;
         if (!reset) replayFrom = lastEventId;

@@ -9,6 +9,12 @@ const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 const MAX_TIME = 2 ** 48 - 1;
 
+/**
+ * The lowest ULID: as a stream's Last-Event-ID it means "nothing seen yet", which a client that
+ * connected before its user had any alarm resumes from, so that none created meanwhile is missed.
+ */
+export const ULID_ZERO = "0".repeat(26);
+
 export function isUlid(value: string): boolean {
   return ULID_PATTERN.test(value);
 }

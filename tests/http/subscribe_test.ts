@@ -179,6 +179,27 @@ Deno.test("a Last-Event-ID from the future replays nothing and the connect event
   await expectReset(server, "nobody-yet", ulidAt(Date.now() - 60_000));
 });
 
+Deno.test("Last-Event-ID of the lowest id means nothing seen yet: no reset, and every alarm created since is replayed", async () => {
+  await using server = await startLiveServer();
+  const publisher = await server.publisherToken();
+  const zero = "0".repeat(26);
+  const token = await server.userToken("kim");
+  // A tab that connected before kim had any alarm reconnects from the lowest id.
+  await using empty = await openSse(server.url + SUBSCRIBE_PATH, { token, lastEventId: zero });
+  const first = await connectData(empty);
+  assert.equal(first.replay, undefined, "nothing seen and nothing stored: nothing to reset");
+  await empty.close();
+  const created = [
+    await createAlarm(server, publisher, "kim"),
+    await createAlarm(server, publisher, "kim"),
+  ];
+  await using again = await openSse(server.url + SUBSCRIBE_PATH, { token, lastEventId: zero });
+  const connect = await connectData(again);
+  assert.equal(connect.replay, undefined);
+  await again.waitFor((e) => e.event === "alarm", 2);
+  assert.deepEqual(alarmIds(again), created.map((a) => a.id), "the alarms made while it was away");
+});
+
 Deno.test("a Last-Event-ID older than the per-user cap keeps replays nothing and says reset", async () => {
   await using server = await startLiveServer({ maxAlarmsPerUser: 3 });
   const publisher = await server.publisherToken();
