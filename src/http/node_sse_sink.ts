@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { FrameSink } from "../domain/ports.ts";
+import { createSinkState } from "./sink_state.ts";
 
 const RESOLVED = Promise.resolve();
 
@@ -10,41 +11,26 @@ const RESOLVED = Promise.resolve();
  * `end()` would wait behind data the client never reads.
  */
 export function createNodeSseSink(res: ServerResponse): FrameSink {
-  const callbacks: (() => void)[] = [];
-  let ended = false;
-  let waiting: (() => void) | null = null;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    waiting?.();
-    waiting = null;
-    for (const callback of callbacks.splice(0)) callback();
-  };
+  const state = createSinkState();
   res.on("close", () => {
-    end();
+    state.end();
     // The client is gone; without this the server keeps counting the response as in flight,
     // and its shutdown waits for it.
     if (!res.writableEnded) res.destroy();
   });
-  res.on("drain", () => {
-    waiting?.();
-    waiting = null;
-  });
+  res.on("drain", state.release);
   return {
     write(chunk) {
-      if (ended) return RESOLVED;
+      if (state.ended) return RESOLVED;
       if (res.write(chunk)) return RESOLVED;
-      return new Promise<void>((resolve) => (waiting = resolve));
+      return state.wait();
     },
     close() {
-      if (ended) return;
-      if (waiting || res.writableNeedDrain) res.destroy();
+      if (state.ended) return;
+      if (state.waiting || res.writableNeedDrain) res.destroy();
       else res.end();
-      end();
+      state.end();
     },
-    onClose(callback) {
-      if (ended) callback();
-      else callbacks.push(callback);
-    },
+    onClose: state.onClose,
   };
 }

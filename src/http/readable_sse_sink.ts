@@ -1,4 +1,5 @@
 import type { FrameSink } from "../domain/ports.ts";
+import { createSinkState } from "./sink_state.ts";
 
 const encoder = new TextEncoder();
 
@@ -10,24 +11,15 @@ const encoder = new TextEncoder();
 export function createReadableSink(
   signal: AbortSignal,
 ): { body: ReadableStream<Uint8Array>; sink: FrameSink } {
-  const callbacks: (() => void)[] = [];
-  let ended = false;
+  const state = createSinkState();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let waiting: (() => void) | null = null;
   const end = () => {
-    if (ended) return;
-    ended = true;
-    waiting?.();
-    waiting = null;
     signal.removeEventListener("abort", end);
-    for (const callback of callbacks.splice(0)) callback();
+    state.end();
   };
   const body = new ReadableStream<Uint8Array>({
     start: (c) => void (controller = c),
-    pull: () => {
-      waiting?.();
-      waiting = null;
-    },
+    pull: state.release,
     cancel: end,
   }, { highWaterMark: 1 });
   signal.addEventListener("abort", end);
@@ -35,22 +27,20 @@ export function createReadableSink(
     body,
     sink: {
       write(chunk) {
-        if (ended) return Promise.resolve();
+        if (state.ended) return Promise.resolve();
         controller.enqueue(encoder.encode(chunk));
         if ((controller.desiredSize ?? 0) > 0) return Promise.resolve();
-        return new Promise<void>((resolve) => (waiting = resolve));
+        return state.wait();
       },
       close() {
-        if (ended) return;
+        if (state.ended) return;
         // A stalled client would hold a graceful close behind data it never reads.
-        if (waiting) controller.error(new Error("stream closed while the client was not reading"));
-        else controller.close();
+        if (state.waiting) {
+          controller.error(new Error("stream closed while the client was not reading"));
+        } else controller.close();
         end();
       },
-      onClose(callback) {
-        if (ended) callback();
-        else callbacks.push(callback);
-      },
+      onClose: state.onClose,
     },
   };
 }
