@@ -89,7 +89,9 @@ export async function startRedis(): Promise<RedisServer> {
 
 /**
  * Waits until each bus says it can fan out: `ready()` gives up after its own short timeout, which
- * a loaded machine can pass while Redis is still accepting the first connection.
+ * a loaded machine can pass while Redis is still accepting the first connection. Each retry
+ * waits a little first: a bus whose connection is not up yet rejects at once, and a loop of
+ * immediate rejections would keep the event loop from ever connecting it.
  */
 export async function whenReady(...buses: { ready(): Promise<void> }[]): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -100,6 +102,7 @@ export async function whenReady(...buses: { ready(): Promise<void> }[]): Promise
       } catch (error) {
         if (Date.now() > deadline) throw error;
       }
+      await delay(20);
     }
   }));
 }
