@@ -17,6 +17,7 @@
  *
  *   deno task bench [--connections 10000] [--rate 5000] [--seconds 10] [--clients 2]
  *                   [--scenarios idle,targeted,fanout,replay,storm] [--url URL --secret S --pid P]
+ *                   [--publish-url URL]   publishers send there instead of --url
  *                   [--compare nchan]   same scenarios, same clients, against a local nginx+nchan
  *                   [--instances N]   N alarmd processes on one KV file with a real Redis; clients
  *                                     and publishers spread over them
@@ -39,6 +40,8 @@ interface Options {
   clients: number;
   scenarios: string[];
   url?: string;
+  /** Where the targeted scenario publishes, when not at the streams' URL (a separate listener). */
+  publishUrl?: string;
   secret: string;
   pid?: number;
   compare?: string;
@@ -58,8 +61,8 @@ function parseOptions(args: string[]): Options {
   const connections = Number(get("connections") ?? 10_000);
   const env: Record<string, string> = {};
   for (const pair of (get("server-env") ?? "").split(",").filter(Boolean)) {
-    const [k, v] = pair.split("=");
-    env[k] = v;
+    const at = pair.indexOf("=");
+    env[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return {
     connections,
@@ -68,6 +71,7 @@ function parseOptions(args: string[]): Options {
     clients: Number(get("clients") ?? Math.max(1, Math.ceil(connections / 9000))),
     scenarios: (get("scenarios") ?? "idle,targeted,fanout,replay,storm").split(","),
     url: get("url"),
+    publishUrl: get("publish-url"),
     secret: get("secret") ?? crypto.randomUUID() + crypto.randomUUID(),
     pid: get("pid") ? Number(get("pid")) : undefined,
     compare: get("compare"),
@@ -380,13 +384,14 @@ function childrenOf(parent: number): number[] {
 
 async function runScenarios(target: Target, opts: Options) {
   const urls = target.urls ?? [target.url];
+  const publishUrls = opts.publishUrl ? [opts.publishUrl] : urls;
   const results: Record<string, Record<string, unknown>> = {};
   const clients: RpcChild[] = [];
   const publisherToken = await signToken(opts.secret, "bench-publisher", true);
   const publish = (cmd: Record<string, unknown>) =>
     runPublisher({
       ...cmd,
-      url: target.url,
+      url: publishUrls[0],
       token: publisherToken,
       mode: target.mode,
       sockets: opts.sockets,
@@ -453,13 +458,13 @@ async function runScenarios(target: Target, opts: Options) {
       const threads0 = ticksByKind(target.pids);
       const t0 = now();
       // One publisher per instance, the rate split between them, as a load balancer would.
-      const parts = await Promise.all(urls.map((url) =>
+      const parts = await Promise.all(publishUrls.map((url) =>
         runPublisher({
           op: "targeted",
           url,
           token: publisherToken,
           mode: target.mode,
-          rate: opts.rate / urls.length,
+          rate: opts.rate / publishUrls.length,
           seconds: opts.seconds,
           users: opts.connections,
           sockets: opts.sockets,
@@ -527,10 +532,12 @@ async function runScenarios(target: Target, opts: Options) {
       // Alarms created while every stream is down must all arrive once after the storm.
       await Promise.all(clients.map((c) => c.call({ op: "close-sockets" })));
       const published = await publish({ op: "fanout", users: opts.connections });
+      const threads0 = ticksByKind(target.pids);
       const t0 = now();
       const back = await Promise.all(clients.map((c) => c.call({ op: "reconnect" })));
       const reconnectedMs = now() - t0;
       const merged = await waitDelivered(live);
+      const byThread = cpuByKindSince(threads0, target.pids);
       results.storm = {
         connections: opts.connections,
         reconnected: back.reduce((a, b) => a + (b.reconnected as number), 0),
@@ -540,6 +547,10 @@ async function runScenarios(target: Target, opts: Options) {
         duplicated: merged.duplicates,
         allReconnectedMs: round(reconnectedMs, 0),
         allDeliveredMs: round(merged.lastReceiveAt - t0, 0),
+        cpuJsMs: byThread.js,
+        cpuKvMs: byThread.kv,
+        cpuGcMs: byThread.gc,
+        cpuOtherMs: byThread.other,
       };
     }
   } finally {

@@ -5,7 +5,8 @@
  * each one's latency is from its call to `create` until its group commit is durable, which is
  * when alarmd answers 201 and delivers. Prints p50/p90/p99/max and CPU per kind of thread.
  * Then the fan-out's floor: one alarm to each of 10,000 other users, in 20 creates of 500 issued
- * at once (as the bench's batch requests arrive), timed until the last is durable.
+ * at once (as the bench's batch requests arrive), timed until the last is durable. Then the
+ * replay's: reading 1,000 alarms of one user after a cursor, in pages of 500 (median of 5).
  *
  *   deno run --unstable-kv -A bench/store_floor.ts [--rate 5000] [--seconds 10] [--dir /dev/shm]
  *
@@ -100,6 +101,26 @@ Object.assign(result, {
   fanoutCpuKvMs: fanoutCpu.kv,
   fanoutCpuGcMs: fanoutCpu.gc,
 });
+// The replay's floor: reading 1,000 alarms after a cursor, in the live stream's pages of 500.
+const replayUser = "replay-floor";
+const firstIds = await store.create([{ alarm: { userId: replayUser, type: "r", data: {} } }]);
+await store.create(Array.from({ length: 1000 }, (_, i) => ({
+  alarm: { userId: replayUser, type: "r", data: { i } },
+})));
+const replayTimes: number[] = [];
+for (let run = 0; run < 5; run++) {
+  const started = performance.now();
+  let cursor: string | null = firstIds[0].alarm.id;
+  for (let read = 0; read < 1000;) {
+    const page = await store.listAfter(replayUser, cursor, 500);
+    if (page.length === 0) break;
+    read += page.length;
+    cursor = page[page.length - 1].id;
+  }
+  replayTimes.push(performance.now() - started);
+}
+replayTimes.sort((a, b) => a - b);
+Object.assign(result, { replayReadMs: +replayTimes[2].toFixed(1) });
 for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(16)} ${v}`);
 console.log(JSON.stringify(result));
 await store.close();

@@ -1,5 +1,4 @@
 import type { Alarm } from "./alarm.ts";
-import { ALARM_LIMITS } from "./alarm.ts";
 import { FrameQueue } from "./frame_queue.ts";
 import type { AlarmStore, Clock, FrameSink, StreamChange } from "./ports.ts";
 import { eventFrame, PING_FRAME } from "./sse_frames.ts";
@@ -35,10 +34,10 @@ export interface LiveConnectionOptions {
 
 const REPLAY_PAGE = 500;
 /**
- * An alarm frame's size before any is seen: `data` at its limit plus the other fields. Replay
- * pages are sized by the largest frame seen so far, starting from this.
+ * A frame's size before any is seen: a typical alarm's. Pages are sized by the largest frame seen
+ * so far, and frames past the queue's share are cut and read again: a low guess costs a re-read.
  */
-const LARGEST_ALARM_FRAME = ALARM_LIMITS.dataMaxBytes + 2048;
+const FIRST_FRAME_ESTIMATE = 1024;
 /** Live changes held while a replay runs; past this the client is too far behind to keep. */
 const MAX_HELD_CHANGES = 10_000;
 
@@ -73,8 +72,8 @@ export class LiveConnection {
   #held: StreamChange[] = [];
   #frames: FrameQueue;
   #closeReason: CloseReason | null = null;
-  /** The largest alarm frame this connection has replayed (LARGEST_ALARM_FRAME before any). */
-  #frameEstimate = LARGEST_ALARM_FRAME;
+  /** The largest alarm frame this connection has replayed (FIRST_FRAME_ESTIMATE before any). */
+  #frameEstimate = FIRST_FRAME_ESTIMATE;
   /** Another pass over the store is due when this replay ends (a gap, or alarms left to it). */
   #resyncPending = false;
   #heldAlarms = 0; // `created` changes in `#held`
@@ -135,7 +134,7 @@ export class LiveConnection {
         undefined,
         this.#options.retryMs,
       ));
-      if (replayFrom === null) {
+      if (replayFrom === null || replayFrom === state.lastId) {
         this.#cursor = state.lastId;
         this.#goLive();
         return;

@@ -117,10 +117,7 @@ function acceptLoop(
       };
       try {
         const response = await handler(request, info);
-        if (
-          response.body instanceof ReadableStream &&
-          response.headers.get("content-type") === "text/event-stream"
-        ) {
+        if (streamResponses.has(response)) {
           request.signal.addEventListener("abort", settle, { once: true });
         } else settle();
         return response;
@@ -195,10 +192,14 @@ function denoRequest(request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>
     target: pathStart === -1 ? "/" : url.slice(pathStart),
     header: (name) => headers.get(name) ?? undefined,
     peer: info.remoteAddr.hostname,
-    hasBody: request.body !== null &&
-      (headers.has("transfer-encoding") || (length !== null && length !== "0")),
+    // From the head alone: reading `request.body` would make a JS stream for every request.
+    hasBody: headers.has("transfer-encoding") || (length !== null && length !== "0"),
     readBody: bodyReader(request),
-    signal: request.signal,
+    // Read only when an error needs it: Deno makes the signal (and, at the end of the request,
+    // its abort reason) only for requests that asked for it.
+    get signal() {
+      return request.signal;
+    },
   };
 }
 
@@ -208,11 +209,13 @@ function bodyReader(request: Request): (limit: number) => Promise<BodyRead> {
   return (limit) => {
     if (left) return left.then((r) => (r.ok ? { ok: false, drained: true } : r));
     const declared = Number(request.headers.get("content-length"));
-    if (declared > DRAIN_MAX_BYTES || !request.body) {
-      return (left = Promise.resolve(
-        request.body ? { ok: false, drained: false } : { ok: true, bytes: new Uint8Array() },
-      ));
+    if (declared > DRAIN_MAX_BYTES) return (left = Promise.resolve({ ok: false, drained: false }));
+    if (declared <= limit && !request.headers.has("transfer-encoding")) {
+      // A declared length within the limit: the engine reads exactly that many bytes, in Rust,
+      // without a JS stream in between.
+      return (left = request.bytes().then((bytes) => ({ ok: true, bytes })));
     }
+    if (!request.body) return (left = Promise.resolve({ ok: true, bytes: new Uint8Array() }));
     return (left = read(request.body.getReader(), limit, declared > limit));
   };
 }
@@ -266,6 +269,9 @@ async function read(
   return { ok: true, bytes };
 }
 
+/** Responses that are streams: their request counts as in flight until the stream ends. */
+const streamResponses = new WeakSet<Response>();
+
 function toResponse(answer: Answer, request: Request): Response {
   if (isStream(answer)) {
     if (request.signal.aborted) {
@@ -274,7 +280,9 @@ function toResponse(answer: Answer, request: Request): Response {
     }
     const { body, sink } = createReadableSink(request.signal);
     answer.open(sink);
-    return new Response(body, { status: 200, headers: answer.headers });
+    const response = new Response(body, { status: 200, headers: answer.headers });
+    streamResponses.add(response);
+    return response;
   }
   const headers = answer.headers;
   if (answer.close) headers["Connection"] = "close";

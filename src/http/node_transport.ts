@@ -13,6 +13,13 @@ import { errorBody } from "./errors.ts";
 const encoder = new TextEncoder();
 
 /**
+ * Connections the kernel may queue before alarmd accepts them: as many as it allows (Linux caps
+ * this at net.core.somaxconn). Node's default of 511 overflows when thousands of streams
+ * reconnect at once, and every dropped SYN costs its client a one-second retransmit.
+ */
+const LISTEN_BACKLOG = 65_535;
+
+/**
  * The default transport: `node:http`, whose streams are written straight to the socket with
  * `res.write`, so an open stream holds less memory than a streamed `Response` on Deno.serve (see
  * docs/performance.md, "Transport"). Its own
@@ -28,7 +35,7 @@ export async function listenNode(pipeline: Pipeline, options: ListenOptions): Pr
     // How often expired heads are looked for: often enough that the deadline is kept.
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, options.headerTimeoutMs / 4)),
   }, (req, res) => {
-    void pipeline.handle(nodeRequest(req)).then((answer) => write(res, answer));
+    void pipeline.handle(nodeRequest(req)).then((answer) => write(req, res, answer));
   });
   if (options.maxSockets !== null) server.maxConnections = options.maxSockets;
   server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
@@ -40,7 +47,8 @@ export async function listenNode(pipeline: Pipeline, options: ListenOptions): Pr
   const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ port: options.port, host: options.host, reusePort: options.reusePort }, () => {
+    const { port, host, reusePort } = options;
+    server.listen({ port, host, reusePort, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
       resolve();
     });
@@ -149,12 +157,13 @@ function bodyReader(req: IncomingMessage): (limit: number) => Promise<BodyRead> 
   };
 }
 
-function write(res: ServerResponse, answer: Answer) {
+function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
   if (isStream(answer)) {
     if (res.destroyed) return answer.cancel();
     res.writeHead(200, answer.headers);
     flattenHead(res);
     answer.open(createNodeSseSink(res));
+    releaseRequest(req);
     return;
   }
   if (answer.status === 499 || res.destroyed) {
@@ -167,6 +176,21 @@ function write(res: ServerResponse, answer: Answer) {
   if (answer.close) headers["Connection"] = "close";
   res.writeHead(answer.status, headers);
   res.end(body ?? undefined);
+}
+
+/**
+ * A stream's request without a body: read it to its end and let it go. Otherwise
+ * node:http treats the client's hang-up, whenever it comes, as an aborted request, and builds
+ * and formats an error for it: that, not the hang-up, was most of what closing a stream cost.
+ */
+function releaseRequest(req: IncomingMessage) {
+  const length = req.headers["content-length"];
+  // A body, which nobody reads, stays unread (and the socket paused), as it was.
+  if (req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")) {
+    return;
+  }
+  req.once("end", () => req.destroy());
+  req.resume();
 }
 
 /**

@@ -3,6 +3,7 @@ import { isExpired } from "../domain/alarm.ts";
 import { firstLiveId } from "../domain/inbox_rules.ts";
 import type { Clock, ListPage, ListQuery, UserState } from "../domain/ports.ts";
 import { incrementUlid } from "../domain/ulid.ts";
+import { createCoalescedGets } from "./coalesced_gets.ts";
 import { kvKeys } from "./kv_keys.ts";
 import { decodeAlarm, fromStoredUserState, type StoredUserState } from "./kv_records.ts";
 
@@ -12,6 +13,7 @@ export type KvAlarmReads = ReturnType<typeof createKvAlarmReads>;
 export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: number) {
   const expired = (alarm: Alarm) => isExpired(alarm, clock.now(), retentionMs);
   const liveFrom = () => firstLiveId(clock.now(), retentionMs);
+  const getCoalesced = createCoalescedGets(reader);
 
   /** Many keys at once, in Deno KV's chunks of 10. */
   async function getMany(keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
@@ -21,7 +23,10 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
   }
 
   async function userState(userId: string): Promise<UserState> {
-    return fromStoredUserState((await reader.get<StoredUserState>(kvKeys.userState(userId))).value);
+    // Every connect reads one: a storm of reconnects shares operations.
+    return fromStoredUserState(
+      (await getCoalesced<StoredUserState>(kvKeys.userState(userId))).value,
+    );
   }
 
   /** The user's stored alarms oldest first, expired ones included (up to `limit`). */
