@@ -4,6 +4,9 @@ import { AuthUnavailableError, ForbiddenError, UnauthorizedError } from "../doma
 import type { KeySetStatus } from "./key_set.ts";
 import { createKeySet } from "./key_set.ts";
 
+/** The scopes of a token that names none; shared, and never added to. */
+const NO_SCOPES: ReadonlySet<string> = new Set<string>();
+
 export type { KeySetStatus } from "./key_set.ts";
 
 /** Who is calling, from a verified token. */
@@ -123,10 +126,13 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
     if (typeof sub !== "string" || sub.length < 1 || sub.length > 128 || !sub.isWellFormed()) {
       throw new UnauthorizedError("token sub must be well-formed text of 1..128 characters");
     }
-    const scope = typeof payload.scope === "string" ? payload.scope : "";
+    const scopes = typeof payload.scope === "string"
+      ? payload.scope.split(" ").filter(Boolean)
+      : [];
     return {
       userId: sub,
-      scopes: new Set(scope.split(" ").filter(Boolean)),
+      // A user's token has none: every cached principal would otherwise hold an empty set.
+      scopes: scopes.length === 0 ? NO_SCOPES : new Set(scopes),
       expiresAt: (payload.exp as number) * 1000,
       notBefore: typeof payload.nbf === "number" ? payload.nbf * 1000 : 0,
       byKeySet: header.alg !== "HS256",

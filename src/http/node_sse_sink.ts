@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { FrameSink } from "../domain/ports.ts";
-import { createSinkState } from "./sink_state.ts";
+import { SinkState } from "./sink_state.ts";
 
 const RESOLVED = Promise.resolve();
 
@@ -11,26 +11,41 @@ const RESOLVED = Promise.resolve();
  * `end()` would wait behind data the client never reads.
  */
 export function createNodeSseSink(res: ServerResponse): FrameSink {
-  const state = createSinkState();
-  res.on("close", () => {
-    state.end();
-    // The client is gone; without this the server keeps counting the response as in flight,
-    // and its shutdown waits for it.
-    if (!res.writableEnded) res.destroy();
-  });
-  res.on("drain", state.release);
-  return {
-    write(chunk) {
-      if (state.ended) return RESOLVED;
-      if (res.write(chunk)) return RESOLVED;
-      return state.wait();
-    },
-    close() {
-      if (state.ended) return;
-      if (state.waiting || res.writableNeedDrain) res.destroy();
-      else res.end();
+  return new NodeSseSink(res);
+}
+
+/** A class: every open stream holds one, so its methods live on the prototype. */
+class NodeSseSink implements FrameSink {
+  readonly #res: ServerResponse;
+  readonly #state = new SinkState();
+
+  constructor(res: ServerResponse) {
+    this.#res = res;
+    const state = this.#state;
+    res.on("close", () => {
       state.end();
-    },
-    onClose: state.onClose,
-  };
+      // The client is gone; without this the server keeps counting the response as in flight,
+      // and its shutdown waits for it.
+      if (!res.writableEnded) res.destroy();
+    });
+    res.on("drain", () => state.release());
+  }
+
+  write(chunk: string): Promise<void> {
+    if (this.#state.ended) return RESOLVED;
+    if (this.#res.write(chunk)) return RESOLVED;
+    return this.#state.wait();
+  }
+
+  close(): void {
+    const state = this.#state;
+    if (state.ended) return;
+    if (state.waiting || this.#res.writableNeedDrain) this.#res.destroy();
+    else this.#res.end();
+    state.end();
+  }
+
+  onClose(callback: () => void): void {
+    this.#state.onClose(callback);
+  }
 }

@@ -1,5 +1,5 @@
 import type { FrameSink } from "../domain/ports.ts";
-import { createSinkState } from "./sink_state.ts";
+import { SinkState } from "./sink_state.ts";
 
 const encoder = new TextEncoder();
 
@@ -11,7 +11,7 @@ const encoder = new TextEncoder();
 export function createReadableSink(
   signal: AbortSignal,
 ): { body: ReadableStream<Uint8Array>; sink: FrameSink } {
-  const state = createSinkState();
+  const state = new SinkState();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const end = () => {
     signal.removeEventListener("abort", end);
@@ -19,7 +19,7 @@ export function createReadableSink(
   };
   const body = new ReadableStream<Uint8Array>({
     start: (c) => void (controller = c),
-    pull: state.release,
+    pull: () => state.release(),
     cancel: end,
   }, { highWaterMark: 1 });
   signal.addEventListener("abort", end);
@@ -40,7 +40,7 @@ export function createReadableSink(
         } else controller.close();
         end();
       },
-      onClose: state.onClose,
+      onClose: (callback) => state.onClose(callback),
     },
   };
 }
