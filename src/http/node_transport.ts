@@ -82,7 +82,6 @@ export async function listenNode(pipeline: Pipeline, options: ListenOptions): Pr
 
 function nodeRequest(req: IncomingMessage): HttpRequest {
   const headers = req.headers;
-  const length = headers["content-length"];
   return {
     method: req.method ?? "GET",
     target: req.url ?? "/",
@@ -91,7 +90,7 @@ function nodeRequest(req: IncomingMessage): HttpRequest {
       return typeof value === "string" ? value : value?.join(", ");
     },
     peer: req.socket.remoteAddress ?? "",
-    hasBody: headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"),
+    hasBody: hasBody(req),
     readBody: bodyReader(req),
   };
 }
@@ -101,6 +100,12 @@ function nodeRequest(req: IncomingMessage): HttpRequest {
  * limits. A second call (the pipeline discarding a body the route did not read) reports what
  * the first left.
  */
+/** Whether the head announces a body: chunked, or a length other than zero. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
 function bodyReader(req: IncomingMessage): (limit: number) => Promise<BodyRead> {
   let left: Promise<BodyRead> | null = null;
   return (limit) => {
@@ -184,11 +189,8 @@ function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
  * and formats an error for it: that, not the hang-up, was most of what closing a stream cost.
  */
 function releaseRequest(req: IncomingMessage) {
-  const length = req.headers["content-length"];
   // A body, which nobody reads, stays unread (and the socket paused), as it was.
-  if (req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")) {
-    return;
-  }
+  if (hasBody(req)) return;
   req.once("end", () => req.destroy());
   req.resume();
 }

@@ -1,5 +1,5 @@
 /** Deno KV's most keys in one `getMany`. */
-const KEYS_PER_READ = 10;
+export const KEYS_PER_READ = 10;
 
 /**
  * Point reads that share operations: the first caller reads at once; callers that arrive while

@@ -3,7 +3,7 @@ import { isExpired } from "../domain/alarm.ts";
 import { firstLiveId } from "../domain/inbox_rules.ts";
 import type { Clock, ListPage, ListQuery, UserState } from "../domain/ports.ts";
 import { incrementUlid } from "../domain/ulid.ts";
-import { createCoalescedGets } from "./coalesced_gets.ts";
+import { createCoalescedGets, KEYS_PER_READ } from "./coalesced_gets.ts";
 import { kvKeys } from "./kv_keys.ts";
 import { decodeAlarm, fromStoredUserState, type StoredUserState } from "./kv_records.ts";
 
@@ -15,10 +15,12 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
   const liveFrom = () => firstLiveId(clock.now(), retentionMs);
   const getCoalesced = createCoalescedGets(reader);
 
-  /** Many keys at once, in Deno KV's chunks of 10. */
+  /** Many keys at once, in Deno KV's largest chunks. */
   async function getMany(keys: Deno.KvKey[]): Promise<Deno.KvEntryMaybe<unknown>[]> {
     const chunks: Promise<Deno.KvEntryMaybe<unknown>[]>[] = [];
-    for (let i = 0; i < keys.length; i += 10) chunks.push(reader.getMany(keys.slice(i, i + 10)));
+    for (let i = 0; i < keys.length; i += KEYS_PER_READ) {
+      chunks.push(reader.getMany(keys.slice(i, i + KEYS_PER_READ)));
+    }
     return (await Promise.all(chunks)).flat();
   }
 
