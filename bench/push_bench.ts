@@ -2,9 +2,12 @@
  * `deno task bench --scenarios push`: what Web Push costs the publish path. Every user is
  * offline (no stream), every alarm carries a notification, and a test push service on
  * 127.0.0.1 checks each message's VAPID token and decrypts it (tests/helpers/test_push_service.ts).
- * Runs alternate push off and push on, three of each, each with a fresh server, and the medians
- * of the publish p50 and p99 are compared; with push on, it also reports how long after the last
- * publish the last push arrived (the outbox drained) and whether every push decrypted.
+ * Three kinds of run, each with a fresh server, three of each in rotating order: push off, push
+ * on, and push off beside a process doing the same cryptography at the same rate
+ * (bench/push_crypto_load.ts), which shows what sharing the cores with that work alone costs the
+ * publishers. It reports the medians of the publish p50 and p99; with push on, also how long
+ * after the last publish the last push arrived (the outbox drained) and whether every push
+ * decrypted.
  */
 import { cpuByKindSince, processTicks, TICKS_PER_SECOND, ticksByKind } from "./proc_cpu.ts";
 import { startTestPushService, type TestPushService } from "../tests/helpers/test_push_service.ts";
@@ -66,11 +69,34 @@ async function drained(service: TestPushService, count: number): Promise<number 
   return performance.now() - started;
 }
 
+/** "crypto": push off, with the cryptography of push on running in a process of its own. */
+type RunKind = "off" | "on" | "crypto";
+
+/** Runs bench/push_crypto_load.ts for `seconds`; its JSON report. */
+async function cryptoLoad(rate: number, seconds: number): Promise<{ cpuPercent: number }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "bench/push_crypto_load.ts",
+      "--rate",
+      String(rate),
+      "--seconds",
+      String(seconds),
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error("bench/push_crypto_load.ts failed");
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
 async function oneRun(
-  push: boolean,
+  kind: RunKind,
   opts: { rate: number; seconds: number; users: number; sockets: number },
   deps: PushBenchDeps,
 ) {
+  const push = kind === "on";
   await using service = await startTestPushService();
   const target = await deps.spawn({
     ALARMD_VAPID_SUBJECT: "mailto:bench@example.com",
@@ -96,6 +122,7 @@ async function oneRun(
     const threads0 = ticksByKind(target.pids);
     const self0 = processTicks("self");
     const t0 = performance.now();
+    const load = kind === "crypto" ? cryptoLoad(opts.rate, opts.seconds) : null;
     const result = await deps.publish({ ...command, rate: opts.rate, seconds: opts.seconds });
     const drainMs = push ? await drained(service, before + result.ok) : null;
     const ms = performance.now() - t0;
@@ -103,8 +130,9 @@ async function oneRun(
     const benchCpu = Math.round(
       (processTicks("self") - self0) * 1000 / TICKS_PER_SECOND * 100 / ms,
     );
+    const loadCpu = load ? (await load).cpuPercent : 0;
     return {
-      push: push ? "on" : "off",
+      push: kind === "crypto" ? "off + crypto" : kind,
       achievedRate: round(result.achievedRate, 0),
       created: result.ok,
       failed: result.failed,
@@ -115,12 +143,13 @@ async function oneRun(
       outboxDrainedMs: drainMs === null ? (push ? "timeout" : "-") : round(drainMs, 0),
       // % of one core, from the start of publishing until the last push arrived: alarmd's main
       // JS thread, KV threads, GC helpers, other threads (the push sender's isolate), and this
-      // process (the test push service checking and decrypting every message).
+      // process (the test push service checking and decrypting every message), or the crypto
+      // load's process.
       cpuJs: cpu.js,
       cpuKv: cpu.kv,
       cpuGc: cpu.gc,
       cpuOther: cpu.other,
-      cpuPushService: benchCpu,
+      cpuPushService: kind === "crypto" ? loadCpu : benchCpu,
     };
   } finally {
     await target.stop();
@@ -133,25 +162,31 @@ export async function runPushBench(
 ) {
   const runs: Awaited<ReturnType<typeof oneRun>>[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    // Alternate, starting with the other one every round, so drift in the machine's speed
-    // falls on both alike.
-    const order = i % 2 === 0 ? [false, true] : [true, false];
-    for (const push of order) runs.push(await oneRun(push, opts, deps));
+    // Rotate the order every round, so drift in the machine's speed falls on all alike.
+    const kinds: RunKind[] = ["off", "on", "crypto"];
+    for (let k = 0; k < kinds.length; k++) {
+      runs.push(await oneRun(kinds[(i + k) % kinds.length], opts, deps));
+    }
   }
   const of = (push: string, key: "ackP50Ms" | "ackP99Ms") =>
     median(runs.filter((r) => r.push === push).map((r) => r[key]));
-  const summary = {
-    p50OffMs: of("off", "ackP50Ms"),
-    p50OnMs: of("on", "ackP50Ms"),
-    p99OffMs: of("off", "ackP99Ms"),
-    p99OnMs: of("on", "ackP99Ms"),
-  };
+  const change = (to: number, from: number) => `${round((to / from - 1) * 100, 0)} %`;
+  const off = { p50: of("off", "ackP50Ms"), p99: of("off", "ackP99Ms") };
+  const on = { p50: of("on", "ackP50Ms"), p99: of("on", "ackP99Ms") };
+  const crypto = { p50: of("off + crypto", "ackP50Ms"), p99: of("off + crypto", "ackP99Ms") };
   return {
     runs,
     summary: {
-      ...summary,
-      p50Change: `${round((summary.p50OnMs / summary.p50OffMs - 1) * 100, 0)} %`,
-      p99Change: `${round((summary.p99OnMs / summary.p99OffMs - 1) * 100, 0)} %`,
+      p50OffMs: off.p50,
+      p50OnMs: on.p50,
+      p50CryptoOnlyMs: crypto.p50,
+      p99OffMs: off.p99,
+      p99OnMs: on.p99,
+      p99CryptoOnlyMs: crypto.p99,
+      p50Change: change(on.p50, off.p50),
+      p99Change: change(on.p99, off.p99),
+      p50ChangeCryptoOnly: change(crypto.p50, off.p50),
+      p99ChangeCryptoOnly: change(crypto.p99, off.p99),
     },
   };
 }

@@ -113,18 +113,36 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
     | { done: true }
     | { done: false; dueAt: number; remaining?: readonly string[] };
 
-  async function process(entry: OutboxEntry, due: ReadonlyMap<string, boolean>): Promise<Settled> {
+  /** What one round knows: which users a push is still due for, and each user's subscriptions. */
+  interface RoundView {
+    readonly due: ReadonlyMap<string, boolean>;
+    readonly subscriptions: Map<string, Promise<PushSubscriptionRecord[]>>;
+  }
+
+  /** A user's subscriptions, read once per round however many of their pushes it holds. */
+  function subscriptionsOf(view: RoundView, userId: string) {
+    let list = view.subscriptions.get(userId);
+    if (!list) {
+      list = deps.subscriptions.list(userId);
+      view.subscriptions.set(userId, list);
+      // A failed read is not kept: the entry that asked is deferred, the next one reads again.
+      list.catch(() => view.subscriptions.delete(userId));
+    }
+    return list;
+  }
+
+  async function process(entry: OutboxEntry, view: RoundView): Promise<Settled> {
     const now = clock.now();
     if (now >= entry.expiresAt) {
       count("expired");
       return { done: true };
     }
     const alarm = await deps.store.get(entry.userId, entry.alarmId);
-    if (!alarm || alarm.readAt !== null || !alarm.notification || !due.get(entry.userId)) {
+    if (!alarm || alarm.readAt !== null || !alarm.notification || !view.due.get(entry.userId)) {
       count("skipped");
       return { done: true };
     }
-    const all = await deps.subscriptions.list(entry.userId);
+    const all = await subscriptionsOf(view, entry.userId);
     const subs = entry.remaining ? all.filter((s) => entry.remaining!.includes(s.id)) : all;
     const payload = pushPayload(alarm);
     const ttlSeconds = Math.max(1, Math.ceil((entry.expiresAt - now) / 1000));
@@ -137,6 +155,8 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
       else if (result.kind === "gone") {
         count("gone");
         await deps.subscriptions.forget(sub);
+        // The round's later pushes to this user skip it too.
+        view.subscriptions.set(entry.userId, Promise.resolve(all.filter((s) => s.id !== sub.id)));
       } else if (result.kind === "retry") {
         remaining.push(sub.id);
         retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs ?? 0);
@@ -181,7 +201,10 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
     if (entries.length === 0) return false;
     const users = [...new Set(entries.map((e) => e.userId))];
     const flags = await deps.pushDue(users);
-    const due = new Map(users.map((userId, i) => [userId, flags[i]]));
+    const view: RoundView = {
+      due: new Map(users.map((userId, i) => [userId, flags[i]])),
+      subscriptions: new Map(),
+    };
     const done: OutboxEntry[] = [];
     const retries: { entry: OutboxEntry; dueAt: number; remaining?: readonly string[] }[] = [];
     let next = 0;
@@ -190,7 +213,7 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
         const entry = entries[next++];
         let settled: Settled;
         try {
-          settled = await process(entry, due);
+          settled = await process(entry, view);
         } catch (error) {
           // Storage could not answer: try again shortly, the push is not lost.
           deps.onProblem?.("push deferred", { error: String(error), alarmId: entry.alarmId });

@@ -178,7 +178,7 @@ export function startTestPushService(): Promise<TestPushService> {
 }
 
 /** A browser's side of a subscription: an ECDH P-256 key pair and a 16-byte auth secret. */
-async function newReceiver(): Promise<Receiver> {
+export async function newReceiver(): Promise<Receiver> {
   const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, [
     "deriveBits",
   ]);

@@ -1,7 +1,7 @@
 /**
  * The test push service checks alarmd's messages, so it is checked first against what alarmd
  * does not produce: the worked example of RFC 8291 section 5 (so that a mistake shared by the
- * sender's library and this decryptor cannot pass) and tokens made by hand with jose.
+ * sender's encryptor and this decryptor cannot pass) and tokens made by hand with jose.
  */
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
@@ -13,24 +13,11 @@ import {
   toBase64Url,
   verifyVapid,
 } from "../helpers/test_push_service.ts";
+import { RFC8291_EXAMPLE } from "../helpers/rfc8291_example.ts";
 
-// RFC 8291 section 5, "Push Message Encryption Example": the user agent's keys, the auth secret,
-// and the message body the application server sends (salt, rs = 4096, its public key, record).
-const RFC = {
-  plaintext: "When I grow up, I want to be a watermelon",
-  uaPublic:
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-  uaPrivate: "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94",
-  authSecret: "BTBZMqHH6r4Tts7J_aSIgg",
-  salt: "DGv6ra1nlYgDCS1FRnbzlw",
-  asPublic:
-    "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8",
-  body: "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmY" +
-    "WAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSx" +
-    "sj_Qulcy4a-fN",
-};
+const RFC = RFC8291_EXAMPLE;
 
-const rfcReceiver = (authSecret = RFC.authSecret) =>
+const rfcReceiver = (authSecret: string = RFC.authSecret) =>
   receiverFromKeys(
     fromBase64Url(RFC.uaPublic),
     fromBase64Url(RFC.uaPrivate),
