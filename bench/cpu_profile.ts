@@ -8,6 +8,9 @@
  *   deno task bench --url http://127.0.0.1:8080 --secret S --pid $! --scenarios targeted \
  *     --rate 2000 --seconds 20 &
  *   sleep 12; deno run -A bench/cpu_profile.ts --port 9229 --seconds 8 --rate 2000
+ *
+ * `--within REGEX` also prints the time of every sample with a frame matching REGEX anywhere in
+ * its stack, whatever kind it went to (`--within tick@live_hub` for the hub's tick).
  */
 interface CallFrame {
   functionName: string;
@@ -31,6 +34,8 @@ const flag = (name: string, fallback: number) => {
 const port = flag("port", 9229);
 const seconds = flag("seconds", 8);
 const rate = flag("rate", 2000);
+const withinAt = Deno.args.indexOf("--within");
+const within = withinAt === -1 ? null : new RegExp(Deno.args[withinAt + 1]);
 
 /** Kinds of work, first match wins; a frame reads `function@file`. */
 const KINDS: [string, (stack: string[]) => boolean][] = [
@@ -124,8 +129,10 @@ const stackOf = (leaf: number) => {
   return stack;
 };
 const time = new Map<string, number>();
+let withinUs = 0;
 profile.samples.forEach((leaf, i) => {
   const stack = stackOf(leaf);
+  if (within && stack.some((f) => within.test(f))) withinUs += profile.timeDeltas[i + 1] ?? 0;
   const kind = KINDS.find(([, matches]) => matches(stack))?.[0] ?? "other";
   time.set(kind, (time.get(kind) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
 });
@@ -136,4 +143,10 @@ for (const [kind, us] of [...time].sort((a, b) => b[1] - a[1])) {
   if (kind === "idle") continue;
   const share = (100 * us / busy).toFixed(1).padStart(5);
   console.log(`${(us / alarms).toFixed(1).padStart(7)} µs ${share} %  ${kind}`);
+}
+if (within) {
+  const share = (100 * withinUs / busy).toFixed(1);
+  console.log(
+    `within ${within.source}: ${(withinUs / alarms).toFixed(1)} µs per alarm, ${share} %`,
+  );
 }

@@ -33,8 +33,9 @@ class NodeSseSink implements FrameSink {
 
   write(chunk: string): Promise<void> {
     if (this.#state.ended) return RESOLVED;
-    if (this.#res.write(chunk)) return RESOLVED;
-    return this.#state.wait();
+    const flushed = this.#res.write(chunk);
+    releaseSentHead(this.#res);
+    return flushed ? RESOLVED : this.#state.wait();
   }
 
   close(): void {
@@ -49,3 +50,18 @@ class NodeSseSink implements FrameSink {
     this.#state.onClose(callback);
   }
 }
+
+/**
+ * `node:http` keeps a response's serialized head for the response's whole life, though once
+ * it is on the wire only its truthiness is read again (`headersSent`, and the guards against
+ * setting headers late). A stream lives for hours: a short stand-in keeps those answers and
+ * lets the head's few hundred bytes go.
+ */
+function releaseSentHead(res: ServerResponse) {
+  const head = res as unknown as { _header?: unknown; _headerSent?: unknown };
+  if (head._headerSent === true && typeof head._header === "string" && head._header.length > 2) {
+    head._header = SENT_HEAD;
+  }
+}
+
+const SENT_HEAD = "\r\n";

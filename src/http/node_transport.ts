@@ -166,7 +166,6 @@ function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
   if (isStream(answer)) {
     if (res.destroyed) return answer.cancel();
     res.writeHead(200, answer.headers);
-    flattenHead(res);
     answer.open(createNodeSseSink(res));
     releaseRequest(req);
     return;
@@ -191,18 +190,14 @@ function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
 function releaseRequest(req: IncomingMessage) {
   // A body, which nobody reads, stays unread (and the socket paused), as it was.
   if (hasBody(req)) return;
-  req.once("end", () => req.destroy());
+  req.once("end", () => {
+    req.destroy();
+    // node:http holds the request as long as its response lasts, and the stream never reads
+    // its head again: let the head's strings (the token among them) go.
+    req.rawHeaders.length = 0;
+    req.headers = {};
+  });
   req.resume();
-}
-
-/**
- * `node:http` keeps a response's serialized head for the whole response, as a rope of string
- * pieces (one per concatenation). Reading one character makes V8 flatten it into one string,
- * and the pieces are collected: less memory for every open stream.
- */
-function flattenHead(res: ServerResponse) {
-  const head = (res as unknown as { _header?: unknown })._header;
-  if (typeof head === "string" && head.length > 0) head.charCodeAt(0);
 }
 
 const PARSER_ANSWERS: Record<string, [number, string, string]> = {
