@@ -51,9 +51,19 @@ const ASYMMETRIC = ["RS256", "ES256"];
  * key set, rotation goes by `kid` (the provider publishes both keys for a while).
  */
 export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
-  const encode = (text: string | undefined) => text ? new TextEncoder().encode(text) : null;
-  const secret = encode(options.secret);
-  const previousSecret = encode(options.previousSecret);
+  // Imported once: given bytes, jose imports them as a key again for every token it verifies.
+  const hmacKey = (text: string | undefined) =>
+    text
+      ? crypto.subtle.importKey(
+        "raw",
+        new TextEncoder().encode(text),
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["verify"],
+      )
+      : null;
+  const secret = hmacKey(options.secret);
+  const previousSecret = hmacKey(options.previousSecret);
   if (previousSecret && !secret) throw new Error("a previous JWT secret needs a current one");
   const jwks = options.jwksUrl
     ? createKeySet(new URL(options.jwksUrl), options.now ?? Date.now, options.onKeySetError)
@@ -153,7 +163,7 @@ export function createJwtAuthenticator(options: JwtOptions): JwtAuthenticator {
       const mayBeOlder = previousSecret !== null && header.alg === "HS256" &&
         error instanceof errors.JWSSignatureVerificationFailed;
       if (!mayBeOlder) throw error;
-      return await jwtVerify(token, previousSecret, { ...checks, algorithms: ["HS256"] });
+      return await jwtVerify(token, await previousSecret, { ...checks, algorithms: ["HS256"] });
     }
   }
 }
