@@ -20,6 +20,13 @@ import type { TestPushSubscription } from "../helpers/test_push_service.ts";
 import { startTestPushService } from "../helpers/test_push_service.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
+/**
+ * How long a browser-side step may take: a notification shown by the worker, a closed tab's
+ * stream seen closed by the server. Chromium on a loaded machine can take seconds for either,
+ * and a slow browser is not what these tests check.
+ */
+const BROWSER_MS = 15_000;
+
 const PUSH_KEY = "/api/v1/push/vapid-public-key";
 const SUBSCRIPTIONS = "/api/v1/users/push-subscriptions";
 /** Where the stand-in PushManager's subscriptions point: allowed by the server, never called. */
@@ -252,7 +259,11 @@ Deno.test({
       createdAt: new Date().toISOString(),
     };
     await deliver(JSON.stringify(payload));
-    await waitUntil(async () => (await notifications(page)).length === 1, "a notification");
+    await waitUntil(
+      async () => (await notifications(page)).length === 1,
+      "a notification",
+      BROWSER_MS,
+    );
     assert.deepEqual(await notifications(page), [{
       title: payload.title,
       body: payload.body,
@@ -264,7 +275,11 @@ Deno.test({
     // Not JSON (or nothing at all): a generic notification, and the worker does not throw.
     for (const data of ["not json {", ""]) {
       await deliver(data);
-      await waitUntil(async () => (await notifications(page)).length === 1, "a notification");
+      await waitUntil(
+        async () => (await notifications(page)).length === 1,
+        "a notification",
+        BROWSER_MS,
+      );
       assert.deepEqual(await notifications(page), [{
         title: "alarmd",
         body: "You have a new alarm.",
@@ -507,7 +522,11 @@ Deno.test({
     assert.equal(await page.evaluate("sessionStorage.getItem('alarmd-token')"), null);
     assert.deepEqual(await serverSubscriptions(server, "kim"), []);
     assert.equal(await storedFake(page), null);
-    await waitUntil(() => server.server.connectionCount("kim") === 0, "kim's stream closes");
+    await waitUntil(
+      () => server.server.connectionCount("kim") === 0,
+      "kim's stream closes",
+      BROWSER_MS,
+    );
 
     // kim turns notifications on and leaves without signing out; lee opens an inbox in the same
     // browser: lee must not get kim's alarms, so the browser's subscription is dropped.
@@ -598,7 +617,11 @@ Deno.test({
     await button(inbox).click();
     await buttonSays(inbox, "Notifications on");
     await inbox.close();
-    await waitUntil(() => server.server.connectionCount("kim") === 0, "kim has no tab open");
+    await waitUntil(
+      () => server.server.connectionCount("kim") === 0,
+      "kim has no tab open",
+      BROWSER_MS,
+    );
 
     // alarmd encrypts the alarm's notification for the subscription and sends it.
     const notification = { title: "Ana commented", body: "Nice post!", url: "/docs", tag: "p7" };
@@ -625,7 +648,11 @@ Deno.test({
     await page.goto(`${server.url}/favicon.svg`); // a page of the origin, but no inbox
     const { deliver, detach } = await pushDeliverer(page, server);
     await deliver(message.payload);
-    await waitUntil(async () => (await notifications(page)).length === 1, "a notification");
+    await waitUntil(
+      async () => (await notifications(page)).length === 1,
+      "a notification",
+      BROWSER_MS,
+    );
     assert.deepEqual(await notifications(page), [{
       title: notification.title,
       body: notification.body,
