@@ -156,7 +156,10 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
         count("gone");
         await deps.subscriptions.forget(sub);
         // The round's later pushes to this user skip it too.
-        view.subscriptions.set(entry.userId, Promise.resolve(all.filter((s) => s.id !== sub.id)));
+        const gone = (list: PushSubscriptionRecord[]) => list.filter((s) => s.id !== sub.id);
+        const cached = view.subscriptions.get(entry.userId) ?? Promise.resolve(all);
+        const left = cached.then(gone, () => gone(all));
+        view.subscriptions.set(entry.userId, left);
       } else if (result.kind === "retry") {
         remaining.push(sub.id);
         retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs ?? 0);
