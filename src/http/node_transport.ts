@@ -95,17 +95,17 @@ function nodeRequest(req: IncomingMessage): HttpRequest {
   };
 }
 
-/**
- * Reads the body in flowing mode under a limit; past it, discards the rest within the drain
- * limits. A second call (the pipeline discarding a body the route did not read) reports what
- * the first left.
- */
 /** Whether the head announces a body: chunked, or a length other than zero. */
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers["content-length"];
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
+/**
+ * Reads the body in flowing mode under a limit; past it, discards the rest within the drain
+ * limits. A second call (the pipeline discarding a body the route did not read) reports what
+ * the first left.
+ */
 function bodyReader(req: IncomingMessage): (limit: number) => Promise<BodyRead> {
   let left: Promise<BodyRead> | null = null;
   return (limit) => {
