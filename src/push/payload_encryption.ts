@@ -10,7 +10,7 @@
  */
 import { createCipheriv, hkdfSync, randomBytes } from "node:crypto";
 import type { PushSubscriptionRecord } from "../domain/push.ts";
-import { decodeBase64Url } from "../domain/push_endpoints.ts";
+import { decodeBase64Url, pushKeysProblem } from "../domain/push_endpoints.ts";
 
 /** The RFC 8188 record size announced in the header; one record always fits in it. */
 const RECORD_SIZE = 4096;
@@ -35,18 +35,19 @@ export interface EphemeralKeys {
   readonly salt: Uint8Array;
 }
 
-/** The request body for `payload`, readable only by the browser holding `keys`. */
+/**
+ * The request body for `payload`, readable only by the browser holding `keys`. Keys that are not
+ * a point on P-256 and a 16-byte secret are refused, with the subscription check's own reason.
+ */
 export async function encryptPayload(
   keys: PushSubscriptionRecord["keys"],
   payload: string,
   ephemeral?: EphemeralKeys,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const browserKey = decodeBase64Url(keys.p256dh);
-  const authSecret = decodeBase64Url(keys.auth);
-  if (!browserKey || browserKey.length !== 65 || browserKey[0] !== 4) {
-    throw new Error("p256dh is not an uncompressed P-256 point");
-  }
-  if (!authSecret || authSecret.length !== 16) throw new Error("auth is not 16 bytes");
+  const keysProblem = pushKeysProblem(keys);
+  if (keysProblem) throw new Error(keysProblem);
+  const browserKey = decodeBase64Url(keys.p256dh)!;
+  const authSecret = decodeBase64Url(keys.auth)!;
   const plaintext = encoder.encode(payload);
   if (plaintext.length > MAX_PLAINTEXT_BYTES) {
     throw new Error(`the payload is ${plaintext.length} bytes, at most ${MAX_PLAINTEXT_BYTES} fit`);

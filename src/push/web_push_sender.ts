@@ -2,12 +2,11 @@
  * PushSender over `fetch`: encrypts the payload to the browser's keys, signs VAPID for the push
  * service's origin, POSTs once and turns the answer into a PushResult. It never follows a
  * redirect and checks the endpoint against the allow-list itself, so a stored subscription can
- * never make alarmd call a host the policy refuses, whoever wrote it; the keys are checked again
- * too, since WebCrypto imports a point off the curve without complaint. Endpoints carry the
- * subscription's secret id, so no reason it returns contains one (only its origin).
+ * never make alarmd call a host the policy refuses, whoever wrote it; the encryptor checks the
+ * keys again too, since WebCrypto imports a point off the curve without complaint. Endpoints
+ * carry the subscription's secret id, so no reason it returns contains one (only its origin).
  */
 import type { PushRequest, PushResult, PushSender } from "../domain/push.ts";
-import { pushKeysProblem } from "../domain/push_endpoints.ts";
 import { encryptPayload } from "./payload_encryption.ts";
 import { pushResultOf } from "./push_response.ts";
 import { createVapidAuthorizer, type VapidAuthorizer } from "./vapid_authorization.ts";
@@ -34,10 +33,6 @@ export function createWebPushSender(options: WebPushSenderOptions): PushSender {
     }
     if (!Number.isSafeInteger(request.ttlSeconds) || request.ttlSeconds < 0) {
       return { kind: "rejected", status: null, reason: "the TTL is not a whole number of seconds" };
-    }
-    const keysProblem = pushKeysProblem(keys);
-    if (keysProblem) {
-      return { kind: "rejected", status: null, reason: `cannot encrypt: ${keysProblem}` };
     }
     const url = new URL(endpoint);
     let body: Uint8Array<ArrayBuffer>;

@@ -63,10 +63,15 @@ Deno.test("the largest payload that fits is encrypted, one byte more is refused"
 Deno.test("keys that are not a P-256 point and a 16-byte secret are refused", async () => {
   await assert.rejects(
     encryptPayload({ p256dh: RFC.uaPublic.slice(0, 40), auth: RFC.authSecret }, "x"),
-    /not an uncompressed P-256 point/,
+    /keys\.p256dh must be a base64url 65-byte uncompressed P-256 point/,
   );
   await assert.rejects(
     encryptPayload({ p256dh: RFC.uaPublic, auth: "AAAA" }, "x"),
-    /auth is not 16 bytes/,
+    /keys\.auth must be a base64url 16-byte secret/,
+  );
+  const offCurve = toBase64Url(new Uint8Array([4, ...new Uint8Array(64).fill(1)]));
+  await assert.rejects(
+    encryptPayload({ p256dh: offCurve, auth: RFC.authSecret }, "x"),
+    /keys\.p256dh is not a point on P-256/,
   );
 });
