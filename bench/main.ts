@@ -8,7 +8,8 @@
  *             lost, duplicated, achieved rate, server CPU (also by kind of thread: JS, KV, GC)
  *   fanout    one alarm to each of N users via the batch endpoint: time to the last delivery,
  *             and the server's CPU milliseconds by kind of thread
- *   replay    reconnect 1,000 alarms behind: time to the last replayed alarm
+ *   replay    reconnect 1,000 alarms behind: time to the last replayed alarm, for the first
+ *             reconnect and the median of five more
  *   storm     every stream drops; an alarm per user is created meanwhile; all reconnect at once
  *             with Last-Event-ID: time until all are back and every alarm arrived once
  *   push      on its own (bench/push_bench.ts): publishing with Web Push off and on, every user
@@ -688,10 +689,26 @@ async function measureReplay(target: Target, secret: string) {
     }
   }
   const ids = await first.done;
-  const t0 = now();
-  const second = await read({ "last-event-id": ids[0] }, 1000);
-  const replayed = await second.done;
-  return { replayed: replayed.length, lastReplayedMs: round(now() - t0, 1) };
+  // The first reconnect runs the replay's code for the first time in the server's life; the
+  // later ones show what a server that has replayed before takes.
+  const times: number[] = [];
+  let replayed = 0;
+  for (let run = 0; run < REPLAY_RUNS; run++) {
+    const t0 = now();
+    const stream = await read({ "last-event-id": ids[0] }, 1000);
+    replayed = Math.min(run === 0 ? Infinity : replayed, (await stream.done).length);
+    times.push(now() - t0);
+    await sleep(100);
+  }
+  const later = times.slice(1).sort((a, b) => a - b);
+  return {
+    replayed,
+    firstMs: round(times[0], 1),
+    medianMs: round(later[Math.floor(later.length / 2)], 1),
+  };
 }
+
+/** Reconnects 1,000 behind in the replay scenario: the first, and the median of the rest. */
+const REPLAY_RUNS = 6;
 
 if (import.meta.main) await main();

@@ -6,7 +6,8 @@
  * when alarmd answers 201 and delivers. Prints p50/p90/p99/max and CPU per kind of thread.
  * Then the fan-out's floor: one alarm to each of 10,000 other users, in 20 creates of 500 issued
  * at once (as the bench's batch requests arrive), timed until the last is durable. Then the
- * replay's: reading 1,000 alarms of one user after a cursor, in pages of 500 (median of 5).
+ * replay's: reading 1,000 alarms of one user after a cursor, in pages of 500, the first time in
+ * the process (its code not yet compiled) and the median of five more.
  *
  *   deno run --unstable-kv -A bench/store_floor.ts [--rate 5000] [--seconds 10] [--dir /dev/shm]
  *
@@ -108,7 +109,7 @@ await store.create(Array.from({ length: 1000 }, (_, i) => ({
   alarm: { userId: replayUser, type: "r", data: { i } },
 })));
 const replayTimes: number[] = [];
-for (let run = 0; run < 5; run++) {
+for (let run = 0; run < 6; run++) {
   const started = performance.now();
   let cursor: string | null = firstIds[0].alarm.id;
   for (let read = 0; read < 1000;) {
@@ -119,9 +120,12 @@ for (let run = 0; run < 5; run++) {
   }
   replayTimes.push(performance.now() - started);
 }
-replayTimes.sort((a, b) => a - b);
-Object.assign(result, { replayReadMs: +replayTimes[2].toFixed(1) });
-for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(16)} ${v}`);
+const laterReads = replayTimes.slice(1).sort((a, b) => a - b);
+Object.assign(result, {
+  replayReadFirstMs: +replayTimes[0].toFixed(1),
+  replayReadMs: +laterReads[2].toFixed(1),
+});
+for (const [k, v] of Object.entries(result)) console.log(`  ${k.padEnd(18)} ${v}`);
 console.log(JSON.stringify(result));
 await store.close();
 kv.close();

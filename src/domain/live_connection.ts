@@ -1,7 +1,7 @@
 import type { Alarm } from "./alarm.ts";
 import { FrameQueue } from "./frame_queue.ts";
 import type { AlarmStore, Clock, FrameSink, StreamChange } from "./ports.ts";
-import { eventFrame, PING_FRAME } from "./sse_frames.ts";
+import { alarmFrame, eventFrame, PING_FRAME } from "./sse_frames.ts";
 import { isUlid, ULID_ZERO } from "./ulid.ts";
 
 /** Why a stream ended: logged, counted in metrics, and tested. */
@@ -33,17 +33,10 @@ export interface LiveConnectionOptions {
 }
 
 const REPLAY_PAGE = 500;
-/**
- * A frame's size before any is seen: a typical alarm's. Pages are sized by the largest frame seen
- * so far, and frames past the queue's share are cut and read again: a low guess costs a re-read.
- */
+/** A typical alarm's frame: replay pages are sized by it until a larger frame is seen. */
 const FIRST_FRAME_ESTIMATE = 1024;
 /** Live changes held while a replay runs; past this the client is too far behind to keep. */
 const MAX_HELD_CHANGES = 10_000;
-
-function alarmFrame(alarm: Alarm): string {
-  return eventFrame("alarm", JSON.stringify(alarm), alarm.id);
-}
 
 /**
  * One client's stream. Registered with the hub before it reads anything, so no change can slip
@@ -72,8 +65,8 @@ export class LiveConnection {
   #held: StreamChange[] = [];
   #frames: FrameQueue;
   #closeReason: CloseReason | null = null;
-  /** The largest alarm frame this connection has replayed (FIRST_FRAME_ESTIMATE before any). */
-  #frameEstimate = FIRST_FRAME_ESTIMATE;
+  /** The largest alarm frame this connection has replayed, 0 before any. */
+  #largestFrame = 0;
   /** Another pass over the store is due when this replay ends (a gap, or alarms left to it). */
   #resyncPending = false;
   #heldAlarms = 0; // `created` changes in `#held`
@@ -140,7 +133,7 @@ export class LiveConnection {
         return;
       }
       this.#cursor = replayFrom;
-      await this.#replay(true);
+      await this.#replay(true, state.lastId);
       // Everything up to the user state read above is committed, so the replay covered it.
       if (state.lastId && (!this.#cursor || state.lastId > this.#cursor)) {
         this.#cursor = state.lastId;
@@ -213,27 +206,30 @@ export class LiveConnection {
    * reading stays stuck here, holding no more than its queue, until the write timeout ends it.
    * The queue is filled to half the cap (the rest is headroom for heartbeats), and each page is
    * sized to fit in what is free; a page with larger alarms than expected is cut where it stops
-   * fitting, and the rest read again once there is room.
+   * fitting, and the rest read again once there is room. `head`, when known, is the user's last
+   * id when the stream opened: reaching it ends the replay without reading an empty page.
    */
-  async #replay(initial: boolean): Promise<void> {
+  async #replay(initial: boolean, head: string | null = null): Promise<void> {
     const fill = this.#options.maxQueueBytes / 2;
     for (;;) {
-      await this.#frames.room(Math.max(0, Math.min(fill / 2, fill - this.#frameEstimate)));
+      const estimate = this.#largestFrame || FIRST_FRAME_ESTIMATE;
+      await this.#frames.room(Math.max(0, Math.min(fill / 2, fill - estimate)));
       if (this.#isClosed()) return;
-      const fits = Math.floor((fill - this.#frames.bytes) / this.#frameEstimate);
+      const fits = Math.floor((fill - this.#frames.bytes) / estimate);
       const limit = Math.max(1, Math.min(REPLAY_PAGE, fits));
       const page = await this.#options.store.listAfter(this.userId, this.#cursor, limit);
       let sent = 0;
       for (const alarm of page) {
         if (this.#isClosed()) return;
         const frame = alarmFrame(alarm);
-        if (frame.length > this.#frameEstimate) this.#frameEstimate = frame.length;
+        if (frame.length > this.#largestFrame) this.#largestFrame = frame.length;
         if (this.#frames.bytes > 0 && this.#frames.bytes + frame.length > fill) break;
         this.#sendAlarm(alarm, initial, frame);
         sent++;
       }
       if (this.#isClosed()) return;
       if (sent === page.length && page.length < limit) return;
+      if (head !== null && this.#cursor !== null && this.#cursor >= head) return;
     }
   }
 
@@ -273,7 +269,10 @@ export class LiveConnection {
    */
   #holdAlarm(): boolean {
     if (this.#resyncPending) return false;
-    const fits = Math.floor(this.#options.maxQueueBytes / 2 / this.#frameEstimate);
+    // Counted, not measured: each held alarm is taken as at least a typical alarm's frame.
+    const fits = Math.floor(
+      this.#options.maxQueueBytes / 2 / Math.max(FIRST_FRAME_ESTIMATE, this.#largestFrame),
+    );
     if (this.#heldAlarms < fits) {
       this.#heldAlarms++;
       return true;

@@ -1,3 +1,5 @@
+import type { Alarm } from "./alarm.ts";
+
 /**
  * SSE framing (https://html.spec.whatwg.org/multipage/server-sent-events.html), shared by every
  * transport so that no sink can frame differently. A field value with CR or LF would end the
@@ -24,6 +26,11 @@ export function eventFrame(event: string, data: string, id?: string, retryMs?: n
   frame += `event: ${event}\n`;
   for (const line of data.split(LINE_BREAK)) frame += `data: ${line}\n`;
   return frame + "\n";
+}
+
+/** An alarm's event: its id, and the alarm as JSON. */
+export function alarmFrame(alarm: Alarm): string {
+  return eventFrame("alarm", JSON.stringify(alarm), alarm.id);
 }
 
 export const PING_FRAME = ": ping\n\n";

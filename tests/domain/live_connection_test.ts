@@ -581,6 +581,14 @@ Deno.test("a replay is paced by the client: history waits in at most half the qu
   assert.equal(connection.queuedBytes, 0);
 });
 
+Deno.test("a replay of 1,000 small alarms reads two full pages and stops at the head it opened with", async () => {
+  const { connection, store, sink } = open({ lastEventId: id(0) }, { store: storeWith(1000) });
+  await connection.start();
+  await settle();
+  assert.equal(afterConnect(sink), frames(...store.alarms));
+  assert.deepEqual(store.reads, [[id(0), 500], [id(500), 500]], "no empty page past the head");
+});
+
 Deno.test("live alarms during a stalled replay are let go past the queue's share and come from the store after it, in order", async () => {
   const store = new FakeStore();
   const data = { blob: "x".repeat(1000) };

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { COMPILE_FLAGS } from "../../scripts/compile.ts";
+import { COMPILE_FLAGS, YOUNG_GENERATION_FLAG } from "../../scripts/compile.ts";
 import { CONFIG_KEYS, envName, loadConfig } from "../../src/config.ts";
 import { openApiDocument } from "../../src/http/openapi.ts";
 import { BODY_LIMITS } from "../../src/http/publisher_routes.ts";
@@ -95,6 +95,13 @@ Deno.test("Dockerfile: a build stage that compiles with deno task compile, then 
   const arg = dockerfile.find((i) => i.keyword === "ARG" && i.args.startsWith("DENO_VERSION="));
   const installed = /^DENO_VERSION="([^"]+)"/m.exec(await read("scripts/install_deps.sh"))![1];
   assert.equal(arg?.args, `DENO_VERSION=${installed}`);
+});
+
+Deno.test("the binary and `deno task start` run with the same V8 heap flags", async () => {
+  const start: string = JSON.parse(await read("deno.json")).tasks.start;
+  const v8Flags = (args: string[]) => args.filter((a) => a.startsWith("--v8-flags"));
+  assert.deepEqual(v8Flags(start.split(" ")), [YOUNG_GENERATION_FLAG]);
+  assert.deepEqual(v8Flags(COMPILE_FLAGS), [YOUNG_GENERATION_FLAG]);
 });
 
 Deno.test("Dockerfile: the build stage copies every file alarmd compiles from, and .dockerignore lets them in", async () => {
