@@ -7,7 +7,13 @@ import type { Alarm } from "./alarm.ts";
 import type { UserState } from "./ports.ts";
 import { ulidFloorOf } from "./ulid.ts";
 
-export const NO_USER_STATE: UserState = { lastId: null, floorId: null, total: 0, unread: 0 };
+export const NO_USER_STATE: UserState = {
+  lastId: null,
+  prevId: null,
+  floorId: null,
+  total: 0,
+  unread: 0,
+};
 
 /** The lowest id still within retention: ids below it belong to alarms past retention. */
 export function firstLiveId(nowMs: number, retentionMs: number): string {
@@ -17,7 +23,8 @@ export function firstLiveId(nowMs: number, retentionMs: number): string {
 
 /** State after storing a new unread alarm `id`, the user's newest. */
 export function afterCreate(state: UserState, id: string): UserState {
-  return { ...state, lastId: id, total: state.total + 1, unread: state.unread + 1 };
+  const { lastId: prevId, total, unread } = state;
+  return { ...state, lastId: id, prevId, total: total + 1, unread: unread + 1 };
 }
 
 /** State after `count` unread alarms were marked read. */

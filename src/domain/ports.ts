@@ -8,6 +8,11 @@ import type { Alarm, NewAlarm } from "./alarm.ts";
 export interface UserState {
   /** Newest id ever assigned to the user (it may since be deleted), or null. */
   readonly lastId: string | null;
+  /**
+   * The id assigned just before `lastId`, or null (none, or state stored before it was kept): a
+   * stream resuming from it has missed `lastId` alone, and reads it by key instead of a page.
+   */
+  readonly prevId: string | null;
   /** Newest id the server dropped by retention or the per-user cap; replay from below it has a gap. */
   readonly floorId: string | null;
   /** Stored alarms. */

@@ -28,6 +28,27 @@ export function eventFrame(event: string, data: string, id?: string, retryMs?: n
   return frame + "\n";
 }
 
+/**
+ * A stream's first event: whom it serves, the user's unread count and newest id, and whether
+ * the client's `Last-Event-ID` could not be resumed from (`replay: "reset"`).
+ */
+export function connectFrame(
+  userId: string,
+  connectionId: string,
+  state: { readonly unread: number; readonly lastId: string | null },
+  reset: boolean,
+  retryMs: number,
+): string {
+  const { unread, lastId } = state;
+  const data = { message: "connect complete", userId, connectionId, unread, lastId };
+  return eventFrame(
+    "connect",
+    JSON.stringify(reset ? { ...data, replay: "reset" } : data),
+    undefined,
+    retryMs,
+  );
+}
+
 /** An alarm's event: its id, and the alarm as JSON. */
 export function alarmFrame(alarm: Alarm): string {
   return eventFrame("alarm", JSON.stringify(alarm), alarm.id);

@@ -82,7 +82,8 @@ export function createKvAlarmReads(reader: Deno.Kv, clock: Clock, retentionMs: n
     pushSubscriptionsOf,
 
     async get(userId: string, id: string): Promise<Alarm | null> {
-      const entry = await reader.get<Uint8Array>(kvKeys.alarm(userId, id));
+      // Streams one alarm behind read it here, many at once in a reconnect storm.
+      const entry = await getCoalesced<Uint8Array>(kvKeys.alarm(userId, id));
       if (!entry.value) return null;
       const alarm = decodeAlarm(entry.value);
       return expired(alarm) ? null : alarm;

@@ -17,18 +17,22 @@ export const INDEX_VALUE = new Uint8Array(0);
 /** A user's state as stored under ["U", userId, "h"]. */
 export interface StoredUserState {
   last: string | null;
+  /** Absent in states stored by versions that did not keep it. */
+  prev?: string | null;
   floor: string | null;
   total: number;
   unread: number;
 }
 
 export function toStoredUserState(state: UserState): StoredUserState {
-  return { last: state.lastId, floor: state.floorId, total: state.total, unread: state.unread };
+  const { lastId: last, prevId: prev, floorId: floor, total, unread } = state;
+  return { last, prev, floor, total, unread };
 }
 
 export function fromStoredUserState(stored: StoredUserState | null | undefined): UserState {
   if (!stored) return NO_USER_STATE;
-  return { lastId: stored.last, floorId: stored.floor, total: stored.total, unread: stored.unread };
+  const { last: lastId, prev: prevId = null, floor: floorId, total, unread } = stored;
+  return { lastId, prevId, floorId, total, unread };
 }
 
 /** What answers a retried create: the request's fingerprint and the alarm it stored. */

@@ -25,17 +25,18 @@ const alarm = (id: string, readAt: string | null = null): Alarm => ({
 Deno.test("counters follow creates, reads and deletes; a delete of a read alarm leaves unread alone", () => {
   let state = afterCreate(NO_USER_STATE, "A1");
   state = afterCreate(state, "A2");
-  assert.deepEqual(state, { lastId: "A2", floorId: null, total: 2, unread: 2 });
+  const ids = { lastId: "A2", prevId: "A1", floorId: null };
+  assert.deepEqual(state, { ...ids, total: 2, unread: 2 });
   state = afterRead(state, 1);
-  assert.deepEqual(state, { lastId: "A2", floorId: null, total: 2, unread: 1 });
+  assert.deepEqual(state, { ...ids, total: 2, unread: 1 });
   state = afterDelete(state, alarm("A1", "2026-12-01T01:00:00.000Z"));
-  assert.deepEqual(state, { lastId: "A2", floorId: null, total: 1, unread: 1 });
+  assert.deepEqual(state, { ...ids, total: 1, unread: 1 });
   state = afterDelete(state, alarm("A2"));
-  assert.deepEqual(state, { lastId: "A2", floorId: null, total: 0, unread: 0 });
+  assert.deepEqual(state, { ...ids, total: 0, unread: 0 });
 });
 
 Deno.test("a drop raises the floor to the newest id dropped, never lowers it, and counts only what was stored", () => {
-  const start = { lastId: "A9", floorId: "A3", total: 4, unread: 2 };
+  const start = { lastId: "A9", prevId: "A8", floorId: "A3", total: 4, unread: 2 };
   assert.deepEqual(afterDrop(start, "A5", alarm("A5")), {
     ...start,
     floorId: "A5",
@@ -48,16 +49,17 @@ Deno.test("a drop raises the floor to the newest id dropped, never lowers it, an
 
 Deno.test("past the cap, the oldest alarms go, as many as the excess and no more than were given", () => {
   const oldest = [alarm("A1"), alarm("A2"), alarm("A3")];
-  const state = { lastId: "A9", floorId: null, total: 12, unread: 0 };
+  const state = { lastId: "A9", prevId: "A8", floorId: null, total: 12, unread: 0 };
   assert.deepEqual(overCap(state, 10, oldest).map((a) => a.id), ["A1", "A2"]);
   assert.deepEqual(overCap(state, 12, oldest), []);
   assert.deepEqual(overCap(state, 5, oldest).map((a) => a.id), ["A1", "A2", "A3"]);
 });
 
 Deno.test("a recount counts every stored alarm and its unread ones, keeping ids and floor", () => {
-  const state = { lastId: "A9", floorId: "A1", total: 7, unread: 7 };
+  const state = { lastId: "A9", prevId: "A8", floorId: "A1", total: 7, unread: 7 };
   assert.deepEqual(recounted(state, [alarm("A2"), alarm("A3", "2026-12-02T00:00:00.000Z")]), {
     lastId: "A9",
+    prevId: "A8",
     floorId: "A1",
     total: 2,
     unread: 1,

@@ -37,16 +37,19 @@ function alarm(n: number, data: Record<string, unknown> = { n }): Alarm {
 const settle = () => delay(0);
 
 /**
- * The two reads a stream makes of the store (userState, listAfter) over one user's alarms;
+ * The reads a stream makes of the store (userState, listAfter, get) over one user's alarms;
  * every other method fails the test. `gate` holds listAfter's answer (read when it was called)
  * until released, so that a test can act while a replay is under way.
  */
 class FakeStore {
   readonly alarms: Alarm[] = [];
   lastId: string | null = null;
+  prevId: string | null = null;
   floorId: string | null = null;
   /** Every listAfter call, as `[afterId, limit]`. */
   readonly reads: [string | null, number][] = [];
+  /** Every get call, by id. */
+  readonly gets: string[] = [];
   failUserState = false;
   failListAfter = false;
   #gate: PromiseWithResolvers<void> | null = null;
@@ -56,6 +59,7 @@ class FakeStore {
     const stored = alarm(n, data);
     const prevId = this.lastId;
     this.alarms.push(stored);
+    this.prevId = prevId;
     this.lastId = stored.id;
     return { kind: "created", alarm: stored, prevId };
   }
@@ -76,6 +80,7 @@ class FakeStore {
       if (this.failUserState) return Promise.reject(new Error("KV is down"));
       return Promise.resolve({
         lastId: this.lastId,
+        prevId: this.prevId,
         floorId: this.floorId,
         total: this.alarms.length,
         unread: this.alarms.filter((a) => a.readAt === null).length,
@@ -91,7 +96,11 @@ class FakeStore {
       return page;
     },
     create: unexpected("create"),
-    get: unexpected("get"),
+    get: (userId: string, id: string) => {
+      assert.equal(userId, "kim");
+      this.gets.push(id);
+      return Promise.resolve(this.alarms.find((a) => a.id === id) ?? null);
+    },
     list: unexpected("list"),
     markRead: unexpected("markRead"),
     markAllRead: unexpected("markAllRead"),
@@ -346,6 +355,33 @@ Deno.test("Last-Event-ID replays what came after it, in order, then the stream g
   await settle();
   assert.equal(afterConnect(sink), frames(alarm(3), alarm(4), alarm(5), alarm(6)));
   assert.deepEqual(sent, [[id(3), true], [id(4), true], [id(5), true], [id(6), false]]);
+});
+
+Deno.test("Last-Event-ID one alarm behind sends that alarm, read by its id, then goes live", async () => {
+  const { connection, store, sink, sent } = open({ lastEventId: id(4) }, { store: storeWith(5) });
+  await connection.start();
+  await settle();
+  assert.equal(afterConnect(sink), frames(alarm(5)));
+  assert.deepEqual(store.gets, [id(5)]);
+  assert.deepEqual(store.reads, [], "no page is listed");
+  connection.deliver(store.add(6));
+  await settle();
+  assert.equal(afterConnect(sink), frames(alarm(5), alarm(6)));
+  assert.deepEqual(sent, [[id(5), true], [id(6), false]]);
+});
+
+Deno.test("one alarm behind whose alarm is gone (deleted, expired) reads a page instead", async () => {
+  const store = storeWith(5);
+  store.alarms.splice(4, 1);
+  const { connection, sink } = open({ lastEventId: id(4) }, { store });
+  await connection.start();
+  await settle();
+  assert.equal(afterConnect(sink), "");
+  assert.deepEqual(store.gets, [id(5)]);
+  assert.deepEqual(store.reads.map(([after]) => after), [id(4)]);
+  connection.deliver(store.add(6));
+  await settle();
+  assert.equal(afterConnect(sink), frames(alarm(6)));
 });
 
 Deno.test("Last-Event-ID at the head replays nothing and is no reset", async () => {
@@ -616,7 +652,7 @@ Deno.test("live alarms during a stalled replay are let go past the queue's share
 });
 
 Deno.test("more than 10,000 changes held during a replay drop the client as slow_client", async () => {
-  const store = storeWith(2);
+  const store = storeWith(3);
   store.hold();
   const { connection, closes } = open({ lastEventId: id(1) }, { store });
   const started = connection.start();

@@ -363,6 +363,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     await createMany(store, "ana", 1);
     assert.deepEqual(await store.userState("nobody"), {
       lastId: null,
+      prevId: null,
       floorId: null,
       total: 0,
       unread: 0,
@@ -374,6 +375,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     await createMany(store, "bo", 2);
     const state = (total: number, unread: number) => ({
       lastId: ids[4],
+      prevId: ids[3],
       floorId: null,
       total,
       unread,
@@ -522,6 +524,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(changes, [], "a replay is no change");
     assert.deepEqual(await store.userState("ana"), {
       lastId: first.alarm.id,
+      prevId: null,
       floorId: null,
       total: 1,
       unread: 1,
@@ -550,6 +553,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(changes, [], "nothing committed");
     assert.deepEqual(await store.userState("ana"), {
       lastId: batch[1].alarm.id,
+      prevId: batch[0].alarm.id,
       floorId: null,
       total: 3,
       unread: 3,
@@ -636,6 +640,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     const [sixth] = idsOf(await createMany(store, "ana", 1));
     assert.deepEqual(await store.userState("ana"), {
       lastId: sixth,
+      prevId: ana[4],
       floorId: ana[0],
       total: 5,
       unread: 5,
@@ -643,6 +648,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     const [seventh] = idsOf(await createMany(store, "ana", 1));
     assert.deepEqual(await store.userState("ana"), {
       lastId: seventh,
+      prevId: sixth,
       floorId: ana[1],
       total: options.maxAlarmsPerUser,
       unread: 5,
@@ -659,6 +665,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.equal(await store.get("ana", ana[1]), null);
     assert.deepEqual(await store.userState("bo"), {
       lastId: bo[1],
+      prevId: bo[0],
       floorId: null,
       total: 2,
       unread: 2,
@@ -679,6 +686,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(idsOf(await store.listAfter("ana", null, 100)), kept);
     assert.deepEqual(await store.userState("ana"), {
       lastId: created[11],
+      prevId: created[10],
       floorId: created[6],
       total: 5,
       unread: 5,
@@ -744,12 +752,14 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.equal(unreadAfter("bo"), 0);
     assert.deepEqual(await store.userState("ana"), {
       lastId: fresh[1].id,
+      prevId: fresh[0].id,
       floorId: old[2],
       total: 2,
       unread: 1,
     });
     assert.deepEqual(await store.userState("bo"), {
       lastId: bo[1],
+      prevId: bo[0],
       floorId: bo[1],
       total: 0,
       unread: 0,
@@ -771,6 +781,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.equal(await store.sweepExpired(), 1);
     assert.deepEqual(await store.userState("ana"), {
       lastId: alarm.id,
+      prevId: null,
       floorId: alarm.id,
       total: 0,
       unread: 0,
@@ -789,6 +800,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(changes, []);
     assert.deepEqual(await store.userState("ana"), {
       lastId: ids[1],
+      prevId: ids[0],
       floorId: null,
       total: 2,
       unread: 2,
@@ -1007,6 +1019,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     stored.forEach((alarm, n) => assert.deepEqual(alarm.data, items[n].alarm.data));
     assert.deepEqual(await store.userState("ana"), {
       lastId: ids[499],
+      prevId: ids[498],
       floorId: null,
       total: 500,
       unread: 500,
@@ -1036,12 +1049,14 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     await assert.rejects(store.delete(sibling, created[2].id), NotFoundError);
     assert.deepEqual(await store.userState(user), {
       lastId: created[149].id,
+      prevId: created[148].id,
       floorId: null,
       total: 149,
       unread: 148,
     });
     assert.deepEqual(await store.userState(sibling), {
       lastId: theirs[2].id,
+      prevId: theirs[1].id,
       floorId: null,
       total: 3,
       unread: 3,
@@ -1083,6 +1098,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(await store.listAfter("ana", null, 10), []);
     assert.deepEqual(await store.userState("ana"), {
       lastId: null,
+      prevId: null,
       floorId: null,
       total: 0,
       unread: 0,
@@ -1096,6 +1112,7 @@ export function alarmStoreContract(name: string, open: OpenStore): void {
     assert.deepEqual(changes.at(-1), { kind: "created", alarm: fresh.alarm, prevId: null });
     assert.deepEqual(await store.userState("ana"), {
       lastId: fresh.alarm.id,
+      prevId: null,
       floorId: null,
       total: 1,
       unread: 1,

@@ -200,6 +200,7 @@ Deno.test("KvAlarmStore: two processes creating for the same users store each al
       created.forEach((c, i) => assert.equal(c.prevId, i === 0 ? null : mine[i - 1]));
       assert.deepEqual(await reader.userState(userId), {
         lastId: mine.at(-1),
+        prevId: mine.at(-2),
         floorId: null,
         total: mine.length,
         unread: mine.length,
@@ -353,6 +354,7 @@ Deno.test("KvAlarmStore: a delete racing another process's delete of the alarm s
       assert.equal(remaining.length, 2);
       assert.deepEqual(await store.userState("ana"), {
         lastId: remaining[0].id,
+        prevId: remaining[1].id,
         floorId: null,
         total: 2,
         unread: 2,
@@ -407,6 +409,7 @@ Deno.test("KvAlarmStore: alarms, counters and queued writes survive closing and 
     ]);
     assert.deepEqual(await store.userState("ana"), {
       lastId: ana9.alarm.id,
+      prevId: first[4],
       floorId: first[0],
       total: 4,
       unread: 2,
@@ -486,12 +489,14 @@ Deno.test("KvAlarmStore: a failed commit rejects with UnavailableError, stores n
     assert.deepEqual(await listAll(store, "ana"), [a]);
     assert.deepEqual(await store.userState("ana"), {
       lastId: a.id,
+      prevId: null,
       floorId: null,
       total: 1,
       unread: 1,
     });
     assert.deepEqual(await store.userState("bo"), {
       lastId: null,
+      prevId: null,
       floorId: null,
       total: 0,
       unread: 0,

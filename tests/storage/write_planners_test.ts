@@ -121,7 +121,10 @@ Deno.test("create: past the per-user cap the oldest alarms go and the floor rise
     "del U/kim/a/ID0002",
     "del t/ID0002/kim",
   ]);
-  assert.deepEqual(step.state, state({ lastId: "ID0100", floorId: "ID0002", total: 1, unread: 1 }));
+  assert.deepEqual(
+    step.state,
+    state({ lastId: "ID0100", prevId: "ID0002", floorId: "ID0002", total: 1, unread: 1 }),
+  );
   assert.deepEqual(step.changes[1], {
     kind: "deleted",
     userId: "kim",
@@ -261,6 +264,7 @@ Deno.test("a batch: each write sees the ones before it, and each user's state is
   const stateWrites = plan.mutations.filter((m) => m.key.join("/") === "U/kim/h");
   assert.deepEqual(stateWrites.map((m) => m.value), [{
     last: "ID0101",
+    prev: "ID0100",
     floor: null,
     total: 2,
     unread: 2,
