@@ -122,9 +122,9 @@ export class LiveConnection {
       }
       this.#cursor = replayFrom;
       // One alarm behind (a reconnect's usual case): read it by key, a read that many share.
-      const one = replayFrom === state.prevId && state.lastId;
-      const head = one ? await store.get(userId, one) : null;
-      if (head) this.#sendAlarm(head, true);
+      const onlyMissedId = replayFrom === state.prevId && state.lastId;
+      const onlyMissed = onlyMissedId ? await store.get(userId, onlyMissedId) : null;
+      if (onlyMissed) this.#sendAlarm(onlyMissed, true);
       else await this.#replay(true, state.lastId);
       // Everything up to the user state read above is committed, so the replay covered it.
       if (state.lastId && (!this.#cursor || state.lastId > this.#cursor)) {

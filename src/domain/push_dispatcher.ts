@@ -155,11 +155,13 @@ export function createPushDispatcher(deps: PushDispatcherDeps) {
       else if (result.kind === "gone") {
         count("gone");
         await deps.subscriptions.forget(sub);
-        // The round's later pushes to this user skip it too.
-        const gone = (list: PushSubscriptionRecord[]) => list.filter((s) => s.id !== sub.id);
+        // The round's later pushes to this user skip it too. The round's read of this user's
+        // subscriptions succeeded (`all` came from it), so what it holds never rejects.
         const cached = view.subscriptions.get(entry.userId) ?? Promise.resolve(all);
-        const left = cached.then(gone, () => gone(all));
-        view.subscriptions.set(entry.userId, left);
+        view.subscriptions.set(
+          entry.userId,
+          cached.then((list) => list.filter((s) => s.id !== sub.id)),
+        );
       } else if (result.kind === "retry") {
         remaining.push(sub.id);
         retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs ?? 0);
